@@ -1,0 +1,88 @@
+"""The small interfaces through which provisioning reaches the outside world.
+
+Each has a real adapter and a hand-written fake; both pass the same contract tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from provisioning.views import RequestView
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class JobQueue(Protocol):
+    def enqueue_provision(self, vm_id: int) -> None:
+        """Schedule provisioning of the VM row `vm_id`. Call only after the row is committed."""
+        ...
+
+    def enqueue_destroy(self, vm_id: int) -> None:
+        """Schedule destruction of the VM row `vm_id`. Call only after the commit."""
+        ...
+
+
+class Notifier(Protocol):
+    def request_changed(self, view: RequestView, note: str | None = None) -> None:
+        """Redraw every copy of the request's card; post `note` in its thread when given.
+
+        Never raises: a notification that cannot be delivered is logged, not fatal to the job.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class InstanceRequest:
+    name: str
+    machine_type: str
+    region: str
+    zone: str | None
+    os_image: str
+    disk_gb: int
+    disk_type: str
+    gpu_type: str | None
+    gpu_count: int
+    spot: bool
+    packages: tuple[str, ...]
+    labels: dict[str, str]
+    max_run_hours: float | None
+
+
+@dataclass(frozen=True)
+class Instance:
+    name: str
+    instance_id: str
+    zone: str
+    status: str  # RUNNING, STOPPED, ...
+    ip: str | None
+
+
+Progress = Callable[[str], None]
+
+
+class CloudBackend(Protocol):
+    name: str
+
+    def create(self, request: InstanceRequest, progress: Progress) -> Instance:
+        """Create the instance, or return it if one with this name exists already.
+
+        Idempotent by name: calling it again after a crash never makes a second instance.
+        `progress` receives short human-readable steps ("Installing docker…").
+        """
+        ...
+
+    def delete(self, name: str, zone: str | None) -> None:
+        """Delete the instance; deleting one that does not exist is not an error."""
+        ...
+
+    def get(self, name: str, zone: str | None) -> Instance | None:
+        """The instance as the cloud sees it now, or None if it does not exist."""
+        ...
