@@ -31,8 +31,11 @@ class JobQueue(Protocol):
 
 
 class Notifier(Protocol):
-    def request_changed(self, view: RequestView, note: str | None = None) -> None:
-        """Redraw every copy of the request's card; post `note` in its thread when given.
+    def request_changed(
+        self, view: RequestView, event: str | None = None, detail: str = ""
+    ) -> None:
+        """Redraw every copy of the request's card; say what happened in its thread when
+        `event` (queued, provisioning, progress, running, failed, …) is given.
 
         Never raises: a notification that cannot be delivered is logged, not fatal to the job.
         """
