@@ -1,0 +1,25 @@
+"""The Bolt app factory. Nothing here runs at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+from bot import listeners
+from bot.services import Services
+from provisioning.settings import Settings
+
+
+def build_app(settings: Settings, services: Services, client: WebClient) -> App:
+    app = App(
+        client=client,
+        signing_secret=settings.secret("slack_signing_secret"),
+        logger=logging.getLogger("vmbot.slack"),
+        # Slack's 3-second limit: ack is sent as soon as a listener calls ack(), and the
+        # listener goes on in Bolt's thread pool.
+        process_before_response=False,
+    )
+    listeners.register(app, services)
+    return app
