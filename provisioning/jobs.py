@@ -34,6 +34,7 @@ def make_celery(settings: Settings) -> Celery:
             "data_folder_in": str(queue),
             "data_folder_out": str(queue),
             "store_processed": False,
+            "control_folder": str(queue / "control"),
         }
     app.conf.update(
         task_ignore_result=True,
