@@ -57,6 +57,11 @@ class InstanceRequest:
     packages: tuple[str, ...]
     labels: dict[str, str]
     max_run_hours: float | None
+    os_family: str = "linux"
+    startup_script: str | None = None  # rendered from allow-listed recipes only
+    ssh_keys: tuple[str, ...] = ()  # "user:ssh-ed25519 AAAA… comment" lines
+    source_ranges: tuple[str, ...] = ("35.235.240.0/20",)  # who may reach SSH/RDP
+    public_ip: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,4 +93,16 @@ class CloudBackend(Protocol):
 
     def get(self, name: str, zone: str | None) -> Instance | None:
         """The instance as the cloud sees it now, or None if it does not exist."""
+        ...
+
+    def stop(self, name: str, zone: str | None) -> Instance:
+        """Stop the instance (idempotent: stopping a stopped instance is fine)."""
+        ...
+
+    def start(self, name: str, zone: str | None) -> Instance:
+        """Start a stopped instance (idempotent); the returned Instance has its new IP."""
+        ...
+
+    def list_managed(self) -> list[Instance]:
+        """Every instance labelled managed-by=vmbot, for reconcile to find orphans."""
         ...

@@ -109,6 +109,25 @@ class LocalBackend:
             ip=record["ip"],
         )
 
-    def list_names(self) -> list[str]:
+    def _set_status(self, name: str, status: str, ip: str | None) -> Instance:
+        self._sleep(self._step / 2)
         with self._instances() as instances:
-            return sorted(instances)
+            record = instances.get(name)
+            if record is None:
+                raise BackendError(f"There is no instance called {name} in the local cloud.")
+            record["status"], record["ip"] = status, ip
+        found = self.get(name, None)
+        assert found is not None
+        return found
+
+    def stop(self, name: str, zone: str | None) -> Instance:
+        return self._set_status(name, "TERMINATED", None)
+
+    def start(self, name: str, zone: str | None) -> Instance:
+        return self._set_status(name, "RUNNING", self._ip(name))
+
+    def list_managed(self) -> list[Instance]:
+        with self._instances() as instances:
+            names = sorted(instances)
+        found = (self.get(name, None) for name in names)
+        return [instance for instance in found if instance is not None]
