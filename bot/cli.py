@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import sys
@@ -46,14 +47,30 @@ def cmd_db(args: argparse.Namespace) -> int:
 def cmd_suggest(args: argparse.Namespace) -> int:
     from bot.advisor import AdvisorError
     from bot.bootstrap import build_advisor
+    from provisioning.catalog import CatalogError
 
-    advisor = build_advisor(_settings())
+    def fail(message: str, code: int) -> int:
+        if args.json or not args.text:
+            print(json.dumps({"error": message}), flush=True)
+        else:
+            print(f"Sorry: {message}", file=sys.stderr)
+        return code
+
+    try:
+        advisor = build_advisor(_settings())
+    except SystemExit as exc:  # _settings() explains bad configuration this way
+        return fail(str(exc.code), 2)
+    except CatalogError as exc:  # e.g. VMBOT_DEFAULT_REGION is not in the catalog
+        return fail(f"bad configuration: {exc}", 2)
 
     def one(text: str) -> tuple[dict, bool]:
         try:
             return advisor.suggest(text).model_dump(mode="json"), True
         except AdvisorError as exc:
             return {"error": str(exc)}, False
+        except Exception as exc:  # noqa: BLE001 - one bad line must not end a batch
+            log.warning("suggest failed with %s", type(exc).__name__)
+            return {"error": "Something went wrong reading that request; try rewording it."}, False
 
     if args.text:
         result, ok = one(" ".join(args.text))
@@ -64,8 +81,10 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         else:
             print(f"Sorry: {result['error']}", file=sys.stderr)
         return 0 if ok else 1
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="replace")  # a stray byte must not end the batch
     for line in sys.stdin:
-        result, _ = one(line.rstrip("\n"))
+        result, _ = one(line.rstrip("\r\n"))
         print(json.dumps(result), flush=True)
     return 0
 

@@ -53,7 +53,17 @@ class MachineType:
 @dataclass(frozen=True, slots=True)
 class Region:
     id: str
-    location: str
+    location: str  # how the price list names it: a city, or a country for some
+    city: str = ""
+    country: str = ""
+    area: str = ""  # a continent, or "Middle East"
+
+
+@dataclass(frozen=True, slots=True)
+class GpuModel:
+    gpu_type: str
+    label: str
+    vram_gb: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +114,7 @@ class Catalog:
         disk_prices: Iterable[DiskPrice],
         images: Iterable[Image] = (),
         attachable_gpus: Iterable[AttachableGpu] = (),
+        gpus: Iterable[GpuModel] = (),
     ) -> None:
         self._machine_types = {m.name: m for m in machine_types}
         self._regions = {r.id: r for r in regions}
@@ -124,13 +135,40 @@ class Catalog:
             {m.gpu_type for m in self._machine_tuple if m.gpu_type}
             | {g.gpu_type for g in self._attachable.values()}
         )
+        self._gpus = {g.gpu_type: g for g in gpus}
+        unknown_gpus = set(self._gpus) - self._gpu_types
+        if unknown_gpus:
+            raise CatalogError(
+                f"GPU rows for GPUs nothing offers: {', '.join(sorted(unknown_gpus))}."
+            )
+        gpu_regions: dict[str, set[str]] = {g: set() for g in self._gpu_types}
+        for mt_name, region in self._prices:
+            gpu_type = self._machine_types[mt_name].gpu_type
+            if gpu_type:
+                gpu_regions[gpu_type].add(region)
+        for gpu_type, region in self._attachable:
+            gpu_regions[gpu_type].add(region)
+        self._gpu_regions = {g: frozenset(r) for g, r in gpu_regions.items()}
 
     @classmethod
     def load(cls, data_dir: Path | Traversable | None = None) -> Catalog:
         """Read the CSV files from `data_dir` (default: the packaged `provisioning/data`)."""
         root = data_dir if data_dir is not None else resources.files("provisioning") / "data"
         machine_types: dict[str, MachineType] = {}
-        regions = [Region(r["region"], r["location"]) for r in _rows(root, "gce_regions.csv")]
+        geo = {r["region"]: r for r in _rows(root, "region_geo.csv")}
+        regions = [
+            Region(
+                r["region"],
+                r["location"],
+                city=geo.get(r["region"], {}).get("city", ""),
+                country=geo.get(r["region"], {}).get("country", ""),
+                area=geo.get(r["region"], {}).get("area", ""),
+            )
+            for r in _rows(root, "gce_regions.csv")
+        ]
+        # region_geo.csv's row order is the preference order for places with several regions.
+        order = {region: i for i, region in enumerate(geo)}
+        regions.sort(key=lambda r: order.get(r.id, len(order)))
         prices: list[MachinePrice] = []
         for row in _rows(root, "gce_machine_prices.csv"):
             m = MachineType(
@@ -176,6 +214,10 @@ class Catalog:
             )
             for r in _rows(root, "attachable_gpus.csv")
         ]
+        models = [
+            GpuModel(r["gpu_type"], r["label"], float(r["vram_gb"]))
+            for r in _rows(root, "gpus.csv")
+        ]
         return cls(
             machine_types=machine_types.values(),
             regions=regions,
@@ -183,6 +225,7 @@ class Catalog:
             disk_prices=disks,
             images=images,
             attachable_gpus=gpus,
+            gpus=models,
         )
 
     # -- what exists ---------------------------------------------------------------------
@@ -193,7 +236,30 @@ class Catalog:
 
     @property
     def regions(self) -> tuple[Region, ...]:
+        """Every region, in preference order (see data/SOURCE.md, region_geo.csv)."""
         return tuple(self._regions.values())
+
+    def region(self, region: str) -> Region:
+        self.region_location(region)  # raises for unknown regions
+        return self._regions[region]
+
+    @property
+    def gpus(self) -> tuple[GpuModel, ...]:
+        """GPU models with their VRAM, smallest and cheapest first."""
+        return tuple(self._gpus.values())
+
+    def gpu(self, gpu_type: str) -> GpuModel:
+        try:
+            return self._gpus[gpu_type]
+        except KeyError:
+            known = ", ".join(sorted(self._gpu_types))
+            raise CatalogError(
+                f"{gpu_type} isn't a GPU in the catalog; choose one of {known}."
+            ) from None
+
+    def gpu_regions(self, gpu_type: str) -> frozenset[str]:
+        """The regions where `gpu_type` can be had, bundled or attached (empty when unknown)."""
+        return self._gpu_regions.get(gpu_type, frozenset())
 
     @property
     def images(self) -> tuple[Image, ...]:

@@ -21,6 +21,7 @@ class Recipe:
     min_memory_gb: float
     requires: tuple[str, ...] = ()
     os_families: tuple[OsFamily, ...] = ("linux",)
+    needs_gpu: bool = False  # pointless, or failing, on a VM without one
 
 
 # Table order is install order: runtimes, frameworks, data stores, tools, ML.
@@ -29,17 +30,25 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("nodejs", "Node.js", 1, 2),
     Recipe("java", "Java", 2, 4),
     Recipe("golang", "Go", 1, 2),
+    Recipe("ruby", "Ruby", 1, 2),
+    Recipe("php", "PHP", 1, 1),
     Recipe("django", "Django", 1, 2, ("python3",)),
     Recipe("flask", "Flask", 1, 2, ("python3",)),
     Recipe("fastapi", "FastAPI", 1, 2, ("python3",)),
+    Recipe("rails", "Rails", 1, 2, ("ruby",)),
     Recipe("postgresql", "PostgreSQL", 2, 4),
     Recipe("mysql", "MySQL", 2, 4),
     Recipe("mongodb", "MongoDB", 2, 4),
     Recipe("redis", "Redis", 1, 2),
     Recipe("elasticsearch", "Elasticsearch", 2, 8),
+    Recipe("rabbitmq", "RabbitMQ", 1, 2),
     Recipe("docker", "Docker", 1, 2),
     Recipe("nginx", "nginx", 1, 1),
+    Recipe("apache2", "Apache", 1, 1),
+    Recipe("kubectl", "kubectl", 1, 1),
+    Recipe("jenkins", "Jenkins", 2, 4, ("java",)),
     Recipe("jupyter", "Jupyter", 2, 8, ("python3",)),
+    Recipe("cuda", "CUDA", 1, 2, needs_gpu=True),
     Recipe("pytorch", "PyTorch", 4, 12, ("python3",)),
     Recipe("tensorflow", "TensorFlow", 4, 12, ("python3",)),
 )

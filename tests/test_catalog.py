@@ -479,3 +479,48 @@ def test_hand_made_catalog_rejects_rows_for_unknown_names() -> None:
             machine_prices=[MachinePrice("e2-standard-2", "r2", 1, 1, 0)],
             disk_prices=[],
         )
+
+
+# -- GPUs and places ------------------------------------------------------------------------
+
+
+def test_gpu_models_have_vram_smallest_first(catalog: Catalog) -> None:
+    assert [(g.gpu_type, g.vram_gb) for g in catalog.gpus] == [
+        ("nvidia-tesla-t4", 16),
+        ("nvidia-l4", 24),
+        ("nvidia-tesla-a100", 40),
+        ("nvidia-a100-80gb", 80),
+        ("nvidia-h100-80gb", 80),
+    ]
+    assert {g.gpu_type for g in catalog.gpus} == catalog.gpu_types
+    assert catalog.gpu("nvidia-l4").label == "NVIDIA L4"
+    with pytest.raises(CatalogError, match="nvidia-v100 isn't a GPU in the catalog"):
+        catalog.gpu("nvidia-v100")
+
+
+def test_gpu_regions_follow_the_price_rows(catalog: Catalog) -> None:
+    assert catalog.gpu_regions("nvidia-tesla-t4") == {"us-central1"}  # attachable_gpus.csv
+    l4 = catalog.gpu_regions("nvidia-l4")  # wherever a g2 type has a price
+    assert l4 == {r for (m, r) in catalog.prices if m.startswith("g2-")}
+    assert "europe-west2" in l4 and "northamerica-south1" not in l4
+    assert "northamerica-northeast2" not in catalog.gpu_regions("nvidia-tesla-a100")
+    assert catalog.gpu_regions("nvidia-v100") == frozenset()
+
+
+def test_regions_know_their_city_country_and_area(catalog: Catalog) -> None:
+    london = catalog.region("europe-west2")
+    assert (london.location, london.city, london.country, london.area) == (
+        "London", "London", "United Kingdom", "Europe",
+    )  # fmt: skip
+    assert catalog.region("asia-south2").city == "Delhi"
+    assert catalog.region("europe-west4").country == "Netherlands"
+    assert all(r.country and r.area and r.city for r in catalog.regions)
+
+
+def test_regions_come_in_preference_order(catalog: Catalog) -> None:
+    ids = [r.id for r in catalog.regions]
+    assert ids[0] == "us-central1"
+    europe = [r.id for r in catalog.regions if r.area == "Europe"]
+    assert europe[0] == "europe-west1"
+    germany = [r.id for r in catalog.regions if r.country == "Germany"]
+    assert germany == ["europe-west3", "europe-west10"]

@@ -14,9 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.advisor import Advisor, AdvisorError
-from bot.advisor.rules import RECIPES, RulesAdvisor, Wants
+from bot.advisor.rules import NAME_STEM_VOCABULARY, RulesAdvisor, Wants
 from provisioning.catalog import default_catalog
+from provisioning.recipes import RECIPES
 from provisioning.spec import Gpu, VmSpec
+
+UBUNTU_2404 = "ubuntu-2404-lts-amd64"
 
 # Disk $/GB-month for pd-balanced / pd-ssd, per region, from gce_disk_prices.csv.
 BALANCED = {"us-central1": 0.1, "europe-west1": 0.1, "europe-west2": 0.12,
@@ -58,7 +61,7 @@ CASES: list[tuple[str, dict[str, Any], float]] = [
             "packages": ("python3", "django", "postgresql", "redis"),
             "ttl_hours": 2.0,
             "rationale": "Django + PostgreSQL + Redis dev box → smallest general-purpose type "
-            "that fits (e2-standard-2)",
+            "that fits (e2-standard-2), 2 h ≈ $0.14",
         },
         0.067011 + 30 * BALANCED["us-central1"] / 730,
     ),
@@ -76,7 +79,7 @@ CASES: list[tuple[str, dict[str, Any], float]] = [
             "packages": (),
             "ttl_hours": 1.5,
             "rationale": "Dev box with 4 vCPUs, 16 GB memory → smallest general-purpose type "
-            "that fits (e2-standard-4)",
+            "that fits (e2-standard-4), 1.5 h ≈ $0.27",
         },
         0.172671 + 30 * BALANCED["europe-west2"] / 730,
     ),
@@ -107,7 +110,7 @@ CASES: list[tuple[str, dict[str, Any], float]] = [
             "packages": ("python3", "pytorch"),
             "ttl_hours": 72.0,
             "rationale": "PyTorch dev box with 2× NVIDIA L4 → cheapest type with that GPU that "
-            "fits (g2-standard-24), at spot prices",
+            "fits (g2-standard-24), at spot prices, 72 h ≈ $81.28",
         },
         1.124816 + 30 * BALANCED["us-central1"] / 730,
     ),
@@ -175,7 +178,8 @@ CASES: list[tuple[str, dict[str, Any], float]] = [
             "vcpus": 1,
             "memory_gb": 1,
             "ttl_hours": 4.0,
-            "rationale": "Tiny box → smallest general-purpose type that fits (e2-micro)",
+            "rationale": "Tiny box → smallest general-purpose type that fits (e2-micro), "
+            "4 h ≈ $0.05",
         },
         0.008376 + 30 * BALANCED["us-central1"] / 730,
     ),
@@ -201,7 +205,7 @@ CASES: list[tuple[str, dict[str, Any], float]] = [
             "memory_gb": 16,
             "region": "europe-west2",
             "ttl_hours": 1.5,
-            "rationale": "Dev box → the machine type you named (n2-standard-4)",
+            "rationale": "Dev box → the machine type you named (n2-standard-4), 1.5 h ≈ $0.38",
         },
         0.250248 + 30 * BALANCED["europe-west2"] / 730,
     ),
@@ -251,7 +255,8 @@ CASES: list[tuple[str, dict[str, Any], float]] = [
             "os_image": "ubuntu-2204-lts",
             "packages": (),
             "ttl_hours": 4.0,
-            "rationale": "No specifics given → small general-purpose default (e2-medium)",
+            "rationale": "No specifics given → small general-purpose default (e2-medium), "
+            "4 h ≈ $0.15",
         },
         0.033506 + 30 * BALANCED["us-central1"] / 730,
     ),
@@ -311,8 +316,8 @@ ERRORS: list[tuple[str, str]] = [
                      "Windows Server 2019."),
     ("windows 11", "Windows Server 11 isn't in the image catalog"),
     ("centos 7 box", "CentOS isn't in the image catalog"),
-    ("a V100 please", "V100 GPUs aren't in the catalog; choose one of NVIDIA A100 80GB, "
-                      "NVIDIA A100 40GB, NVIDIA H100 80GB, NVIDIA L4, NVIDIA T4."),
+    ("a V100 please", "V100 GPUs aren't in the catalog; choose one of NVIDIA T4, NVIDIA L4, "
+                      "NVIDIA A100 40GB, NVIDIA A100 80GB, NVIDIA H100 80GB."),
     ("a T4 in London", "nvidia-tesla-t4 is only offered in us-central1 (Iowa)"),
     ("20 gpus", "Ask for a whole number of GPUs between 1 and 16."),
     ("16 L4s", "A VM can have at most 8× nvidia-l4; ask for fewer."),
@@ -397,6 +402,33 @@ READS: list[tuple[str, str, Any]] = [
     ("python 3.11 with pytorch", "recipes", ["python3", "pytorch"]),
     ("n2-standard-4", "machine_type", "n2-standard-4"), ("n2-standard-4", "vcpus", None),
     ("a2-highgpu-1g", "machine_type", "a2-highgpu-1g"),
+    # GPU counts in words, and VRAM
+    ("four T4s", "gpu_count", 4), ("four T4s", "gpu_type", "nvidia-tesla-t4"),
+    ("24GB of VRAM", "min_vram_gb", 24), ("24GB of VRAM", "memory_gb", None),
+    ("a 40GB GPU", "min_vram_gb", 40), ("gpu memory: 16gb", "min_vram_gb", 16),
+    ("GPU with 48GB", "min_vram_gb", 48), ("24GB of VRAM", "gpu_generic", True),
+    # places: cities, countries, continents, with the other regions there as fallbacks
+    ("Paris", "region", "europe-west9"), ("Delhi", "region", "asia-south2"),
+    ("the Netherlands", "region", "europe-west4"), ("Amsterdam", "region", "europe-west4"),
+    ("in Europe", "region_alternatives",
+     ("europe-west2", "europe-west3", "europe-west10", "europe-west4", "europe-west6")),
+    ("India", "region_alternatives", ("asia-south2",)), ("London", "region_alternatives", ()),
+    # durations: an amount beats a vague phrase
+    ("for the afternoon, say 4 hours", "ttl_hours", 4), ("for the afternoon", "ttl_hours", 4),
+    ("for the afternoon, say 5 hours", "ttl_hours", 5), ("over the weekend", "ttl_hours", 48),
+    ("just for today", "ttl_hours", 8), ("a fortnight", "ttl_hours", 336),
+    # typos
+    ("postgress", "recipes", ["postgresql"]), ("ubunut 24.04", "image_family", UBUNTU_2404),
+    ("djnago", "recipes", ["django"]), ("a maintenance window", "image_family", None),
+    ("median latency", "image_family", None),
+    # stacks and new recipes
+    ("LAMP stack", "recipes", ["apache2", "mysql", "php"]),
+    ("MEAN stack", "recipes", ["mongodb", "nodejs"]), ("a lamp on my desk", "recipes", []),
+    ("ruby on rails", "recipes", ["rails"]), ("jenkins", "recipes", ["jenkins"]),
+    ("rabbitmq", "recipes", ["rabbitmq"]), ("kubectl", "recipes", ["kubectl"]),
+    ("cuda", "recipes", ["cuda"]), ("apache kafka", "recipes", []),
+    ("single node elasticsearch", "recipes", ["elasticsearch"]),
+    ("a memory-hungry job", "memory_gb", None),
 ]  # fmt: skip
 
 
@@ -424,7 +456,7 @@ def test_nothing_understood_reads_as_empty(advisor: RulesAdvisor) -> None:
 
 # -- properties -----------------------------------------------------------------------------
 
-STEMS = {r.name_stem for r in RECIPES} | {"gpu-box", "windows-box", "dev-box"}
+STEMS = NAME_STEM_VOCABULARY
 FRAGMENTS = [
     "django", "postgres", "redis", "no", "not", "without", "gpu", "a T4", "2 L4s", "A100",
     "8xH100", "4 cpus", "0 cpus", "16GB ram", "1TB", "5gb disk", "for 2 hours", "90 minutes",

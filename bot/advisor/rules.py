@@ -12,12 +12,14 @@ the catalog or from parsed numbers.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from bot.advisor import AdvisorError
 from provisioning.catalog import (
@@ -27,68 +29,98 @@ from provisioning.catalog import (
     cheapest_fit,
     price_vm,
 )
+from provisioning.recipes import RECIPES, RECIPES_BY_NAME, with_requirements
 from provisioning.spec import Gpu, VmSpec
+from provisioning.validation import InvalidSpec, validate_spec
+
+Source = Literal["rules", "llm"]
 
 # -- vocabulary ----------------------------------------------------------------------------
+# Which recipes exist, their labels, sizing and requirements live in provisioning.recipes; the
+# advisor only knows which words name them, what a VM running them is called, and which one is
+# the main workload.
 
 
 @dataclass(frozen=True, slots=True)
-class Recipe:
-    """An allow-listed package recipe and what a VM needs to run it comfortably."""
-
-    name: str  # canonical recipe name; the startup-script builder installs by this name
-    label: str  # how the rationale names it
+class RecipeWords:
     aliases: str  # regex alternation, matched as whole words in lower-case text
-    min_vcpus: float
-    min_memory_gb: float
-    requires: tuple[str, ...] = ()
-    name_stem: str = "dev-box"  # VM name prefix when this is the main workload
-    rank: int = 0  # the highest-ranked recipe asked for is the main workload
+    recipes: tuple[str, ...]  # canonical recipe names (a stack names several)
 
 
-# Table order is install order: runtimes, frameworks, data stores, tools, ML.
-RECIPES: tuple[Recipe, ...] = (
-    Recipe("python3", "Python", r"python\s*3?(?:\.[0-9]+)*|py3", 1, 1, (), "python-dev", 1),
-    Recipe("nodejs", "Node.js", r"node\.?js|npm|react|next\.?js", 1, 2, (), "node-dev", 2),
-    Recipe("java", "Java", r"java|jdk|openjdk|spring\s*boot|maven|gradle", 2, 4, (), "java-dev", 2),
-    Recipe("golang", "Go", r"golang|go\s*lang", 1, 2, (), "go-dev", 2),
-    Recipe("django", "Django", r"django", 1, 2, ("python3",), "django-dev", 3),
-    Recipe("flask", "Flask", r"flask", 1, 2, ("python3",), "flask-dev", 3),
-    Recipe("fastapi", "FastAPI", r"fast\s*api", 1, 2, ("python3",), "fastapi-dev", 3),
-    Recipe("postgresql", "PostgreSQL", r"postgres(?:ql)?|psql|pgsql", 2, 4, (), "postgres-db", 2),
-    Recipe("mysql", "MySQL", r"mysql", 2, 4, (), "mysql-db", 2),
-    Recipe("mongodb", "MongoDB", r"mongo(?:db)?", 2, 4, (), "mongo-db", 2),
-    Recipe("redis", "Redis", r"redis", 1, 2, (), "redis-cache", 1),
-    Recipe("elasticsearch", "Elasticsearch", r"elastic\s*search", 2, 8, (), "search-node", 2),
-    Recipe("docker", "Docker", r"docker(?:[\s-]*compose)?", 1, 2, (), "docker-host", 1),
-    Recipe("nginx", "nginx", r"nginx", 1, 1, (), "nginx-web", 1),
-    Recipe("jupyter", "Jupyter", r"jupyter(?:\s*(?:lab|hub|notebooks?))?", 2, 8, ("python3",),
-           "jupyter-lab", 3),
-    Recipe("pytorch", "PyTorch", r"py\s*torch|torch", 4, 12, ("python3",), "pytorch-train", 4),
-    Recipe("tensorflow", "TensorFlow", r"tensor\s*flow|keras", 4, 12, ("python3",),
-           "tensorflow-train", 4),
+RECIPE_WORDS: tuple[RecipeWords, ...] = (
+    # Stacks first, so "MEAN stack" is read as a stack before "mean" could be anything else.
+    RecipeWords(r"mean(?=\s*(?:stack|app|dev|box|server|project))|mean\s*js|mern(?:\s*stack)?"
+                r"|mevn(?:\s*stack)?", ("mongodb", "nodejs")),
+    RecipeWords(r"lamp(?=\s*(?:stack|server|box|setup|dev))|lamp\s*stack",
+                ("apache2", "mysql", "php")),
+    RecipeWords(r"lemp(?:\s*stack)?", ("nginx", "mysql", "php")),
+    RecipeWords(r"elk(?:\s*stack)?", ("elasticsearch",)),
+    RecipeWords(r"python\s*3?(?:\.[0-9]+)*|py3|pip|conda|numpy|pandas|scikit[\s-]*learn|sklearn",
+                ("python3",)),
+    RecipeWords(r"node\.?js|node(?=\s*(?:[,+/&]|and\s|app|server|backend|api|dev|project|service"
+                r"|box|vm|env|[0-9]|$))|npm|yarn|react(?:\.?js)?|next\.?js|vue(?:\.?js)?|angular(?:js)?"
+                r"|express(?:\.?js)?|typescript|nest\.?js", ("nodejs",)),
+    RecipeWords(r"java|jdk|openjdk|jvm|spring\s*boot|spring|maven|gradle|kotlin|tomcat",
+                ("java",)),
+    RecipeWords(r"golang|go\s*lang|go(?=\s*(?:1\.[0-9]+|backend|api|service|server|micro\s*services?"
+                r"|app|toolchain|dev|compiler|project|code))", ("golang",)),
+    RecipeWords(r"ruby\s*on\s*rails|ror|rails", ("rails",)),
+    RecipeWords(r"ruby|rubygems|bundler", ("ruby",)),
+    RecipeWords(r"php(?:[\s-]*fpm)?|laravel|symfony|wordpress|composer", ("php",)),
+    RecipeWords(r"django", ("django",)),
+    RecipeWords(r"flask", ("flask",)),
+    RecipeWords(r"fast\s*api|uvicorn", ("fastapi",)),
+    RecipeWords(r"postgres(?:ql)?|psql|pgsql|pg\s*database|postgis", ("postgresql",)),
+    RecipeWords(r"mysql|mariadb", ("mysql",)),
+    RecipeWords(r"mongo(?:\s*db)?", ("mongodb",)),
+    RecipeWords(r"redis|valkey", ("redis",)),
+    RecipeWords(r"elastic\s*search|opensearch", ("elasticsearch",)),
+    RecipeWords(r"rabbit\s*mq|rabbit|amqp", ("rabbitmq",)),
+    RecipeWords(r"docker(?:[\s-]*compose)?|containers?|podman", ("docker",)),
+    RecipeWords(r"nginx", ("nginx",)),
+    RecipeWords(r"apache\s*2?(?!\s*(?:kafka|spark|airflow|flink|cassandra|hadoop|tomcat|solr"
+                r"|beam|superset|zookeeper|maven|pulsar|arrow))|httpd", ("apache2",)),
+    RecipeWords(r"kubectl|kubernetes(?:\s*(?:cli|client|tools))?|k8s|helm", ("kubectl",)),
+    RecipeWords(r"jenkins", ("jenkins",)),
+    RecipeWords(r"jupyter(?:\s*(?:lab|hub|notebooks?))?|notebooks?|ipython", ("jupyter",)),
+    RecipeWords(r"cuda(?:\s*toolkit)?|cudnn|nvidia\s*drivers?|nvcc", ("cuda",)),
+    RecipeWords(r"py\s*torch|torch", ("pytorch",)),
+    RecipeWords(r"tensor\s*flow|keras", ("tensorflow",)),
 )  # fmt: skip
-RECIPES_BY_NAME = {r.name: r for r in RECIPES}
+
+# VM name stem when the recipe is the main workload, and its rank: the highest-ranked recipe
+# asked for is the main workload (ties go to the earlier one in install order).
+NAME_STEMS: dict[str, tuple[str, int]] = {
+    "python3": ("python-dev", 1), "nodejs": ("node-dev", 2), "java": ("java-dev", 2),
+    "golang": ("go-dev", 2), "ruby": ("ruby-dev", 2), "php": ("php-dev", 2),
+    "django": ("django-dev", 3), "flask": ("flask-dev", 3), "fastapi": ("fastapi-dev", 3),
+    "rails": ("rails-dev", 3), "postgresql": ("postgres-db", 2), "mysql": ("mysql-db", 2),
+    "mongodb": ("mongo-db", 2), "redis": ("redis-cache", 1), "elasticsearch": ("search-node", 2),
+    "rabbitmq": ("rabbitmq-broker", 2), "docker": ("docker-host", 1), "nginx": ("nginx-web", 1),
+    "apache2": ("apache-web", 1), "kubectl": ("k8s-tools", 1), "jenkins": ("jenkins-ci", 3),
+    "jupyter": ("jupyter-lab", 3), "cuda": ("cuda-box", 3), "pytorch": ("pytorch-train", 4),
+    "tensorflow": ("tensorflow-train", 4),
+}  # fmt: skip
+FALLBACK_STEMS = ("gpu-box", "windows-box", "dev-box")
+NAME_STEM_VOCABULARY = frozenset(s for s, _ in NAME_STEMS.values()) | set(FALLBACK_STEMS)
 
 
 @dataclass(frozen=True, slots=True)
-class GpuModel:
+class GpuWords:
     gpu_type: str  # catalog GPU type
-    label: str
     aliases: str
 
 
 # Longer names first: "a100 80gb" must win over "a100".
-GPU_MODELS: tuple[GpuModel, ...] = (
-    GpuModel("nvidia-a100-80gb", "NVIDIA A100 80GB", r"a100[\s-]*80\s*g(?:i?b)?"),
-    GpuModel("nvidia-tesla-a100", "NVIDIA A100 40GB", r"a100(?:[\s-]*40\s*g(?:i?b)?)?"),
-    GpuModel("nvidia-h100-80gb", "NVIDIA H100 80GB", r"h100(?:[\s-]*80\s*g(?:i?b)?)?"),
-    GpuModel("nvidia-l4", "NVIDIA L4", r"l4"),
-    GpuModel("nvidia-tesla-t4", "NVIDIA T4", r"t4"),
+GPU_WORDS: tuple[GpuWords, ...] = (
+    GpuWords("nvidia-a100-80gb", r"a100[\s-]*80\s*g(?:i?b)?"),
+    GpuWords("nvidia-tesla-a100", r"a100(?:[\s-]*40\s*g(?:i?b)?)?"),
+    GpuWords("nvidia-h100-80gb", r"h100(?:[\s-]*80\s*g(?:i?b)?)?"),
+    GpuWords("nvidia-l4", r"l4"),
+    GpuWords("nvidia-tesla-t4", r"t4"),
 )
-GPU_BY_TYPE = {g.gpu_type: g for g in GPU_MODELS}
 DEFAULT_GPU = "nvidia-l4"  # bundled with g2, which is offered in most regions
-UNAVAILABLE_GPUS = r"v100|p100|p4|k80|a10g?|h200|b200|l40s?"
+UNAVAILABLE_GPUS = r"v100|p100|p4|k80|a10g?|h200|b200|l40s?|rtx\s*[0-9]{4}|mi[0-9]{3}x?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +134,7 @@ class SizeProfile:
 # Earliest mention wins; at the same position the earlier row wins ("extra large" over "large").
 SIZES: tuple[SizeProfile, ...] = (
     SizeProfile("tiny", r"tiny|micro|smallest|minimal", 0.25, 1),
-    SizeProfile("small", r"small|little", 1, 2),
+    SizeProfile("small", r"small|little", 0.5, 2),  # e2-small: shared core, 2 GB
     SizeProfile("medium", r"medium|mid[\s-]*sized?|moderate", 2, 8),
     SizeProfile(
         "xlarge", r"x+-?large|x+l|extra[\s-]*large|very\s+(?:large|big)|beefy|powerful", 8, 32
@@ -161,31 +193,55 @@ UNAVAILABLE_OS: dict[str, str] = {
     "Amazon Linux": r"amazon\s*linux", "FreeBSD": r"freebsd",
 }  # fmt: skip
 
-# Places people name, beyond the locations in the catalog's region list (which are added too).
-REGION_ALIASES: dict[str, str] = {
-    "uk": "europe-west2", "united kingdom": "europe-west2", "england": "europe-west2",
-    "britain": "europe-west2", "germany": "europe-west3", "france": "europe-west9",
-    "italy": "europe-west8", "spain": "europe-southwest1", "switzerland": "europe-west6",
-    "holland": "europe-west4", "poland": "europe-central2", "sweden": "europe-north2",
-    "europe": "europe-west1", "eu": "europe-west1",
-    "japan": "asia-northeast1", "korea": "asia-northeast3", "india": "asia-south1",
-    "indonesia": "asia-southeast2", "thailand": "asia-southeast3", "asia": "asia-southeast1",
-    "australia": "australia-southeast1",
-    "canada": "northamerica-northeast1", "brazil": "southamerica-east1",
-    "chile": "southamerica-west1", "south america": "southamerica-east1",
-    "israel": "me-west1", "qatar": "me-central1", "saudi arabia": "me-central2",
-    "south africa": "africa-south1", "africa": "africa-south1",
-    "usa": "us-central1", "u.s.": "us-central1", "u.s.a.": "us-central1",
-    "united states": "us-central1", "north america": "us-central1",
+# Names people use for places, mapped to a place the catalog knows (a region id, or the city,
+# country or area of a region in provisioning/data/region_geo.csv, lower-case).
+PLACE_ALIASES: dict[str, str] = {
+    "uk": "united kingdom", "u.k.": "united kingdom", "england": "united kingdom",
+    "britain": "united kingdom", "great britain": "united kingdom", "holland": "netherlands",
+    "the netherlands": "netherlands", "amsterdam": "netherlands", "munich": "germany",
+    "hamburg": "germany", "brussels": "belgium", "barcelona": "spain", "rome": "italy",
+    "eu": "europe", "emea": "europe", "western europe": "europe", "korea": "south korea",
+    "new delhi": "delhi", "bangalore": "india", "bengaluru": "india", "taipei": "taiwan",
+    "apac": "asia", "oceania": "australia", "latam": "south america", "zurich": "zurich",
+    "zürich": "zurich", "montreal": "montreal", "quebec": "montreal", "rio": "brazil",
+    "usa": "united states", "u.s.": "united states", "u.s.a.": "united states",
+    "the us": "united states", "the states": "united states", "america": "united states",
+    "us region": "united states", "us based": "united states", "us-based": "united states",
     "east coast": "us-east4", "west coast": "us-west1", "virginia": "us-east4",
     "california": "us-west2", "texas": "us-south1", "ohio": "us-east5", "utah": "us-west3",
-    "nevada": "us-west4",
+    "nevada": "us-west4", "south carolina": "us-east1", "new york": "us-east4",
+    "seattle": "us-west1", "san francisco": "us-west2", "silicon valley": "us-west2",
+    "chicago": "us-central1", "midwest": "us-central1", "tel-aviv": "tel aviv",
+}  # fmt: skip
+# Words that are close to a product or place name but are ordinary words: never "corrected".
+NOT_TYPOS = frozenset({
+    "window", "median", "docket", "docked", "locker", "rocker", "nodes", "pairs", "reds",
+    "jenkin", "debain", "muster", "clusters", "windy",
+})  # fmt: skip
+# Product and OS names a one-letter slip away from what people type ("postgress", "ubunut").
+TYPO_TARGETS = (
+    "postgres", "postgresql", "ubuntu", "debian", "django", "docker", "mongodb", "jupyter",
+    "pytorch", "tensorflow", "kubernetes", "kubectl", "jenkins", "elasticsearch", "rabbitmq",
+    "windows", "fastapi", "nodejs", "golang", "frankfurt", "singapore", "netherlands", "london",
+    "nginx", "mysql", "redis", "flask", "apache", "preemptible", "memory",
+)  # fmt: skip
+KNOWN_MISSPELLINGS: dict[str, str] = {
+    "postgress": "postgres", "postgressql": "postgresql", "postgre": "postgres",
+    "postgresq": "postgresql", "posgres": "postgres", "progres": "postgres",
+    "ubunut": "ubuntu", "ubunto": "ubuntu", "ubutnu": "ubuntu", "ubunutu": "ubuntu",
+    "ubuntu22": "ubuntu 22", "ubuntu24": "ubuntu 24", "redsi": "redis", "reddis": "redis",
+    "mongo-db": "mongodb", "mogodb": "mongodb", "mysq": "mysql", "myslq": "mysql",
+    "ngnix": "nginx", "nignx": "nginx", "dokcer": "docker", "djano": "django", "jango": "django",
+    "jupiter": "jupyter", "juptyer": "jupyter", "pytroch": "pytorch", "tensorflwo": "tensorflow",
+    "kubernets": "kubernetes", "kuberentes": "kubernetes", "elastisearch": "elasticsearch",
+    "win2022": "windows 2022", "win2019": "windows 2019", "gigs": "gigs", "rabitmq": "rabbitmq",
 }  # fmt: skip
 
 DEFAULT_DISK_GB = 30
 DEFAULT_DISK_TYPE = "pd-balanced"
-MAX_TEXT_CHARS = 4000
+MAX_TEXT_CHARS = 1500  # a sentence or two; bounds the parse time too
 MAX_TTL_HOURS = 24 * 90
+MAX_REGION_TRIES = 6  # regions of one place tried before giving up ("in Europe")
 EXAMPLE = "`/vm a Django dev server with Postgres and Redis for 2 hours`"
 
 # -- regexes (compiled once) ---------------------------------------------------------------
@@ -197,8 +253,10 @@ _NUMBER_WORDS: dict[str, float] = {
     "a couple of": 2, "a couple": 2, "couple of": 2, "a few": 3, "few": 3,
     "half an": 0.5, "half a": 0.5, "a": 1, "an": 1, "one": 1, "single": 1, "two": 2,
     "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-    "eleven": 11, "twelve": 12, "sixteen": 16, "twenty": 20, "thirty": 30,
-    "thirty-two": 32, "forty-eight": 48, "sixty-four": 64, "ninety-six": 96,
+    "eleven": 11, "twelve": 12, "fourteen": 14, "fifteen": 15, "sixteen": 16, "eighteen": 18,
+    "twenty": 20, "twenty-four": 24, "thirty": 30, "thirty-two": 32, "thirty-six": 36,
+    "forty": 40, "forty-eight": 48, "sixty": 60, "sixty-four": 64, "seventy-two": 72,
+    "ninety": 90, "ninety-six": 96, "a hundred": 100, "hundred": 100,
 }  # fmt: skip
 _WORDS = "|".join(
     re.escape(w).replace(r"\ ", r"\s+") for w in sorted(_NUMBER_WORDS, key=len, reverse=True)
@@ -221,7 +279,7 @@ _REGION_ID_RE = re.compile(
 )
 _GPU_MODEL_RE = re.compile(
     rf"{_B}(?:{_AMOUNT}[x×*]?\s*)?(?:nvidia\s+)?(?:tesla\s+)?"
-    rf"(?P<model>{'|'.join(f'(?P<g{i}>{g.aliases})' for i, g in enumerate(GPU_MODELS))})s?{_E}"
+    rf"(?P<model>{'|'.join(f'(?P<g{i}>{g.aliases})' for i, g in enumerate(GPU_WORDS))})s?{_E}"
     rf"(?:\s*(?:gpus?|cards?){_E})?(?:\s*[x×]\s*(?P<times>[0-9]{{1,3}}){_E})?"
 )
 _GPU_UNAVAILABLE_RE = re.compile(rf"{_B}(?:nvidia\s+)?(?:tesla\s+)?(?:{UNAVAILABLE_GPUS})s?{_E}")
@@ -241,6 +299,22 @@ _MEMORY_RES = (
     re.compile(rf"{_B}{_AMOUNT}(?P<u>{_SIZE_UNIT})?\s*(?:of\s+)?(?:ram|memory|mem){_E}"),
     re.compile(
         rf"{_B}(?:ram|memory|mem)\s*(?:[:=]|of|with)?\s*(?P<n>{_DIGITS})\s*(?P<u>{_SIZE_UNIT}){_E}"
+    ),
+)
+_VRAM_NOUN = r"(?:vram|v-ram|gpu\s*(?:memory|ram|mem)|video\s*(?:memory|ram)|graphics\s*memory)"
+_VRAM_RES = (
+    re.compile(
+        rf"{_B}(?:at\s+least\s+)?(?P<n>{_DIGITS})\s*(?P<u>{_SIZE_UNIT})?\s*(?:of\s+)?{_VRAM_NOUN}{_E}"
+    ),
+    re.compile(
+        rf"{_B}{_VRAM_NOUN}\s*(?:[:=]|of|with)?\s*(?:at\s+least\s+)?(?P<n>{_DIGITS})\s*(?P<u>{_SIZE_UNIT})?{_E}"
+    ),
+    re.compile(
+        rf"{_B}(?P<n>{_DIGITS})\s*(?P<u>gb|gib|g|gigs?)\s*(?:nvidia\s+)?(?:gpus?|graphics\s+cards?){_E}"
+    ),
+    re.compile(
+        rf"{_B}gpus?\s+with\s+(?:at\s+least\s+)?(?P<n>{_DIGITS})\s*(?P<u>gb|gib|g|gigs?)"
+        rf"(?:\s+(?:of\s+)?memory)?(?!\s*(?:of\s+)?(?:system\s+)?(?:ram|disk|storage|ssd|hdd)){_E}"
     ),
 )
 _DISK_NOUN = r"(?:disks?|storage|drives?|space|ssds?|hdds?|volumes?)"
@@ -277,9 +351,18 @@ _DURATION_RE = re.compile(
     rf"(?P<half>\s+and\s+a\s+half)?{_E}"
 )
 _DURATION_HM_RE = re.compile(rf"{_B}(?P<h>[0-9]{{1,4}})\s*h(?P<m>[0-9]{{2}})m?{_E}")
+# Vague spans of time, used only when no amount is given ("for the afternoon, say 4 hours" is 4 h).
 _DURATION_PHRASES = (
     (re.compile(rf"{_B}overnight{_E}"), 12.0),
-    (re.compile(rf"{_B}all\s+day{_E}"), 8.0),
+    (re.compile(rf"{_B}(?:all|whole|full|(?:the\s+)?rest\s+of\s+the)\s+day{_E}"), 8.0),
+    (re.compile(rf"{_B}(?:a|one|the)\s+(?:work(?:ing)?|business)\s*day{_E}"), 8.0),
+    (re.compile(rf"{_B}(?:the|this|an|one)\s+(?:afternoon|morning|evening){_E}"), 4.0),
+    (re.compile(rf"{_B}(?:for\s+the|this)\s+day{_E}|{_B}today{_E}"), 8.0),
+    (re.compile(rf"{_B}(?:the|this|a|over\s+the)\s+weekend{_E}"), 48.0),
+    (re.compile(rf"{_B}(?:a|one|the)\s+fortnight{_E}"), 336.0),
+    (re.compile(rf"{_B}(?:a|one|the|this)\s+sprint{_E}"), 336.0),
+    (re.compile(rf"{_B}(?:until|till|til)\s+tomorrow{_E}"), 24.0),
+    (re.compile(rf"{_B}a\s+(?:quick|short)\s+(?:test|try|look|experiment){_E}"), 1.0),
 )
 _NO_EXPIRY_RE = re.compile(
     rf"{_B}(?:indefinitely|permanent(?:ly)?|forever|no\s+(?:ttl|expiry|expiration|time\s*limit)"
@@ -291,7 +374,33 @@ _ON_DEMAND_RE = re.compile(rf"{_B}(?:on[\s-]*demand|non[\s-]*preemptible|regular
 _SIZE_RE = re.compile(
     _B + "(?:" + "|".join(f"(?P<s{i}>{s.words})" for i, s in enumerate(SIZES)) + ")" + _E
 )
-_RECIPE_RES = tuple((r, re.compile(rf"{_B}(?:{r.aliases}){_E}")) for r in RECIPES)
+# One pass for all recipe words: at a given position the earlier table row wins (stacks first,
+# "ruby on rails" before "ruby").
+_RECIPE_RE = re.compile(
+    rf"{_B}(?:" + "|".join(f"(?P<r{i}>{w.aliases})" for i, w in enumerate(RECIPE_WORDS)) + rf"){_E}"
+)
+# A pattern runs only when one of its trigger words is in the text: most requests mention a few
+# things, so most patterns are skipped without scanning (the parse-time budget is per request).
+_TRIGGERS: dict[re.Pattern[str], tuple[str, ...]] = {
+    _MACHINE_TYPE_RE: ("standard", "high", "ultra", "mega", "hyper", "micro", "small", "medium",
+                       "custom"),
+    _REGION_ID_RE: ("us-", "europe-", "asia-", "australia-", "america-", "me-", "africa-"),
+    _GPU_MODEL_RE: ("a100", "h100", "l4", "t4"),
+    _GPU_GENERIC_RE: ("gpu",),
+    _GPU_OFF_RE: ("gpu", "cpu"),
+    _MEMORY_RES[0]: ("ram", "mem"),
+    _MEMORY_RES[1]: ("ram", "mem"),
+    _DISK_RES[0]: ("disk", "storage", "drive", "space", "ssd", "hdd", "volume"),
+    _DISK_RES[1]: ("disk", "storage", "drive"),
+    _VCPU_RES[0]: ("cpu", "core", "processor", "thread"),
+    _VCPU_RES[1]: ("cpu", "core"),
+    _VCPU_WORD_RE: ("core",),
+    _BARE_SIZE_RE: ("b", "gig"),
+    _SPOT_RE: ("spot", "emptible", "interrupt"),
+    _ON_DEMAND_RE: ("demand", "emptible", "regular"),
+    **dict.fromkeys(_VRAM_RES[:2], ("vram", "v-ram", "gpu", "video", "graphics")),
+    **dict.fromkeys(_VRAM_RES[2:], ("gpu", "graphics")),
+}  # fmt: skip
 # A mention right after "no", "without", "don't need a", "not", ... (or in a list after one:
 # "without postgres or redis") is a request to leave it out.
 _NEGATION_RE = re.compile(
@@ -318,8 +427,11 @@ class Wants:
     gpu_count: int | None = None
     gpu_generic: bool = False  # "a GPU" without a model
     gpu_off: bool = False  # "no GPU", "cpu only"
+    min_vram_gb: float | None = None  # "24GB of VRAM": the smallest GPU that has it
     image_family: str | None = None
     region: str | None = None
+    # Other regions of the same place ("in Europe"), tried in order when `region` can't serve.
+    region_alternatives: tuple[str, ...] = ()
     ttl_given: bool = False
     ttl_hours: float | None = None
     spot: bool | None = None
@@ -339,6 +451,9 @@ class _Scan:
 
     def take(self, pattern: re.Pattern[str]) -> list[re.Match[str]]:
         """All matches in the not-yet-understood text; their spans become understood."""
+        triggers = _TRIGGERS.get(pattern)
+        if triggers is not None and not any(t in self._masked for t in triggers):
+            return []
         found = list(pattern.finditer(self._masked))
         for m in found:
             start, end = m.span()
@@ -360,6 +475,39 @@ def normalize(text: str) -> str:
     """Lower-case, accents folded ("São Paulo" → "sao paulo"), so tables can be plain ASCII."""
     folded = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in folded if not unicodedata.combining(c))
+
+
+_WORD_RE = re.compile(r"[a-z][a-z0-9.-]*[a-z0-9]")
+_KNOWN_WORDS = frozenset(TYPO_TARGETS) | NOT_TYPOS
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+# One edit (a deletion, insertion, substitution or swap) away: the words share a deletion.
+_TYPO_INDEX: dict[str, str] = {}
+for _target in TYPO_TARGETS:
+    for _variant in (_target, *_deletions(_target)):
+        _TYPO_INDEX.setdefault(_variant, _target)
+
+
+@functools.lru_cache(maxsize=4096)
+def _correct(word: str) -> str:
+    if word in KNOWN_MISSPELLINGS:
+        return KNOWN_MISSPELLINGS[word]
+    if len(word) < 6 or word in _KNOWN_WORDS or not word.isalpha():
+        return word
+    for variant in (word, *sorted(_deletions(word))):
+        target = _TYPO_INDEX.get(variant)
+        if target is not None and abs(len(target) - len(word)) <= 1:
+            return target
+    return word
+
+
+def fix_typos(text: str) -> str:
+    """Correct common slips in product and place names ("postgress" → "postgres")."""
+    return _WORD_RE.sub(lambda m: _correct(m.group(0)), text)
 
 
 def _number(m: re.Match[str], digits: str = "n", words: str = "w") -> float:
@@ -405,46 +553,49 @@ class RulesAdvisor:
         self._default_region = default_region
         self._default_ttl_hours = default_ttl_hours
         self._name_suffix = name_suffix or (lambda: secrets.token_hex(2))
-        places = dict(REGION_ALIASES)
-        places.update({normalize(r.location): r.id for r in catalog.regions})
-        self._places = {k: v for k, v in places.items() if catalog.has_region(v)}
+        self._places = _places(catalog)
         alternation = "|".join(
             re.escape(p).replace(r"\ ", r"\s+") for p in sorted(self._places, key=len, reverse=True)
         )
         self._place_re = re.compile(rf"{_B}(?:{alternation}){_E}")
+        self._gpu_labels = {g.gpu_type: g.label for g in catalog.gpus}
+        self._offered_images = ", ".join(i.label for i in catalog.images)
+
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
 
     def suggest(self, text: str) -> VmSpec:
-        if not text or not text.strip():
-            raise AdvisorError(f"Tell me what you need, e.g. {EXAMPLE}.")
-        if len(text) > MAX_TEXT_CHARS:
-            raise AdvisorError("That request is too long; describe the VM in a sentence or two.")
-        try:
-            return self.plan(self.read(text))
-        except CatalogError as e:
-            raise AdvisorError(str(e)) from e
+        check_text(text)
+        return self.plan(self.read(text))
 
     # -- reading ---------------------------------------------------------------------------
 
     def read(self, text: str) -> Wants:
         """Parse `text` into Wants. Raises AdvisorError for asks the catalog can't have."""
-        scan = _Scan(normalize(text))
+        scan = _Scan(fix_typos(normalize(text)))
         wants = Wants()
-        for extract in (
-            self._machine_type,
-            self._region,
-            _gpu,
-            self._os,
-            _memory,
-            _disk,
-            _vcpus,
-            _duration,
-            _bare_sizes,
-            _disk_type,
-            _spot,
-            _size,
-            _recipes,
-        ):
-            extract(scan, wants)
+        try:
+            for extract in (
+                self._machine_type,
+                self._region,
+                self._gpu_models,
+                _vram,
+                _gpu_generic,
+                self._os,
+                _memory,
+                _disk,
+                _vcpus,
+                _duration,
+                _bare_sizes,
+                _disk_type,
+                _spot,
+                _size,
+                _recipes,
+            ):
+                extract(scan, wants)
+        except CatalogError as e:
+            raise AdvisorError(str(e)) from e
         return wants
 
     def _machine_type(self, scan: _Scan, wants: Wants) -> None:
@@ -454,32 +605,58 @@ class RulesAdvisor:
             wants.machine_type = wants.machine_type or name
 
     def _os(self, scan: _Scan, wants: Wants) -> None:
-        _os(scan, wants, ", ".join(i.label for i in self._catalog.images))
+        _os(scan, wants, self._offered_images)
+
+    def _gpu_models(self, scan: _Scan, wants: Wants) -> None:
+        _gpu_models(scan, wants, ", ".join(self._gpu_labels.values()))
 
     def _region(self, scan: _Scan, wants: Wants) -> None:
-        found: list[tuple[int, str]] = []
+        found: list[tuple[int, tuple[str, ...]]] = []
         for m in scan.kept(scan.take(_REGION_ID_RE)):
             self._catalog.region_location(m.group("id"))  # raises for unknown regions
-            found.append((m.start(), m.group("id")))
+            found.append((m.start(), (m.group("id"),)))
         for m in scan.kept(scan.take(self._place_re)):
             found.append((m.start(), self._places[" ".join(m.group(0).split())]))
         if found:
-            wants.region = min(found)[1]
+            regions = min(found)[1]
+            wants.region = regions[0]
+            wants.region_alternatives = regions[1:MAX_REGION_TRIES]
 
     # -- planning --------------------------------------------------------------------------
 
-    def plan(self, wants: Wants) -> VmSpec:
-        """Size, fit and price Wants into a VmSpec. Raises AdvisorError or CatalogError."""
+    def plan(self, wants: Wants, *, source: Source = "rules") -> VmSpec:
+        """Size, fit, price and validate Wants into a VmSpec, or raise AdvisorError.
+
+        With several candidate regions (a country or continent), the first that can serve the
+        request wins; when none can, the error is the first region's.
+        """
+        regions = (wants.region or self._default_region, *wants.region_alternatives)
+        first_error: AdvisorError | None = None
+        for region in regions:
+            try:
+                spec = self._plan_in(wants, region, source)
+                return validate_spec(spec, self._catalog)
+            except (CatalogError, InvalidSpec) as e:
+                first_error = first_error or AdvisorError(str(e))
+            except AdvisorError as e:
+                first_error = first_error or e
+        assert first_error is not None
+        raise first_error
+
+    def _plan_in(self, wants: Wants, region: str, source: Source) -> VmSpec:
         catalog = self._catalog
-        region = wants.region or self._default_region
         image = catalog.image(wants.image_family or DEFAULT_IMAGE)
         windows = image.os_family == "windows"
-        recipes = _with_requirements(wants.recipes)
-        if windows and recipes:
+        recipes = with_requirements(wants.recipes)
+        unsupported = [r for r in recipes if image.os_family not in RECIPES_BY_NAME[r].os_families]
+        if unsupported:
             raise AdvisorError(
                 "Package recipes install on Linux only; ask for Ubuntu, Debian or Rocky Linux, "
-                "or leave out " + ", ".join(recipes) + "."
+                "or leave out " + ", ".join(unsupported) + "."
             )
+        needs_gpu = [RECIPES_BY_NAME[r].label for r in recipes if RECIPES_BY_NAME[r].needs_gpu]
+        if needs_gpu and wants.gpu_off:
+            raise AdvisorError(f"{needs_gpu[0]} needs a GPU; drop “no GPU” or leave it out.")
         spot = bool(wants.spot)
 
         if wants.machine_type:
@@ -490,7 +667,7 @@ class RulesAdvisor:
             choice = f"the machine type you named ({mt.name})"
         else:
             vcpus, memory_gb = _minimums(wants, recipes)
-            gpu_type = wants.gpu_type or (DEFAULT_GPU if _gpu_wanted(wants) else None)
+            gpu_type = self._gpu_type(wants, region, bool(needs_gpu))
             gpu_count = (wants.gpu_count or 1) if gpu_type else 0
             mt = cheapest_fit(
                 catalog,
@@ -518,9 +695,11 @@ class RulesAdvisor:
         if wants.is_empty():
             rationale = f"No specifics given → small general-purpose default ({mt.name})"
         else:
-            rationale = f"{_subject(wants, recipes, gpu, image.label)} → {choice}"
+            rationale = f"{self._subject(wants, recipes, gpu, image.label)} → {choice}"
         if spot:
             rationale += ", at spot prices"
+        if ttl_hours is not None:
+            rationale += f", {ttl_hours:g} h ≈ ${cost.usd_total:.2f}"
         return VmSpec(
             name=self._name(recipes, gpu, windows),
             machine_type=mt.name,
@@ -537,9 +716,33 @@ class RulesAdvisor:
             packages=recipes,
             ttl_hours=ttl_hours,
             cost=cost,
-            rationale=rationale,
-            source="rules",
+            rationale=rationale[:500],
+            source=source,
         )
+
+    def _gpu_type(self, wants: Wants, region: str, recipe_needs_gpu: bool) -> str | None:
+        vram = wants.min_vram_gb
+        if wants.gpu_type is not None:
+            model = self._catalog.gpu(wants.gpu_type)
+            if vram is not None and model.vram_gb < vram:
+                raise AdvisorError(
+                    f"{model.label} has {model.vram_gb:g} GB of memory, not {vram:g}; drop the "
+                    "GPU model and I'll pick one that has it."
+                )
+            return wants.gpu_type
+        if vram is not None and not wants.gpu_off:
+            big_enough = [g for g in self._catalog.gpus if g.vram_gb >= vram]
+            if not big_enough:
+                largest = max(self._catalog.gpus, key=lambda g: g.vram_gb)
+                raise AdvisorError(
+                    f"No GPU in the catalog has {vram:g} GB of memory; the most is "
+                    f"{largest.vram_gb:g} GB ({largest.label}). Ask for several GPUs instead."
+                )
+            here = [g for g in big_enough if region in self._catalog.gpu_regions(g.gpu_type)]
+            return (here or big_enough)[0].gpu_type
+        if _gpu_wanted(wants) or (recipe_needs_gpu and not wants.gpu_off):
+            return DEFAULT_GPU
+        return None
 
     def _gpu_for_named_type(self, mt: MachineType, wants: Wants) -> Gpu | None:
         if mt.has_gpu and mt.gpu_type:
@@ -548,8 +751,8 @@ class RulesAdvisor:
                 raise AdvisorError(f"{mt.name} comes with a GPU; name a type without one.")
             if asked and (asked != mt.gpu_type or (wants.gpu_count or 1) > mt.gpu_count):
                 raise AdvisorError(
-                    f"{mt.name} comes with {mt.gpu_count}× {_gpu_label(mt.gpu_type)}, not "
-                    f"{wants.gpu_count or 1}× {_gpu_label(asked)}; drop one of the two."
+                    f"{mt.name} comes with {mt.gpu_count}× {self._gpu_label(mt.gpu_type)}, not "
+                    f"{wants.gpu_count or 1}× {self._gpu_label(asked)}; drop one of the two."
                 )
             return Gpu(type=mt.gpu_type, count=mt.gpu_count)
         if not _gpu_wanted(wants):
@@ -558,41 +761,101 @@ class RulesAdvisor:
         gpu_type = wants.gpu_type or (attachable[0].gpu_type if attachable else DEFAULT_GPU)
         if not any(g.gpu_type == gpu_type for g in attachable):
             raise AdvisorError(
-                f"{_gpu_label(gpu_type)} can't be added to {mt.name}; drop the machine type "
+                f"{self._gpu_label(gpu_type)} can't be added to {mt.name}; drop the machine type "
                 "and I'll pick one that has it."
             )
         return Gpu(type=gpu_type, count=wants.gpu_count or 1)
 
     def _name(self, recipes: tuple[str, ...], gpu: Gpu | None, windows: bool) -> str:
         if recipes:
-            main = max(
-                (RECIPES_BY_NAME[r] for r in recipes), key=lambda r: (r.rank, -RECIPES.index(r))
-            )
-            stem = main.name_stem
+            order = {r.name: i for i, r in enumerate(RECIPES)}
+            main = max(recipes, key=lambda r: (NAME_STEMS[r][1], -order[r]))
+            stem = NAME_STEMS[main][0]
         else:
             stem = "gpu-box" if gpu else "windows-box" if windows else "dev-box"
         suffix = re.sub(r"[^a-z0-9]", "", self._name_suffix().lower())[:8] or "0"
         return f"{stem}-{suffix}"
 
+    def _gpu_label(self, gpu_type: str) -> str:
+        return self._gpu_labels.get(gpu_type, gpu_type)
+
+    def _subject(
+        self, wants: Wants, recipes: tuple[str, ...], gpu: Gpu | None, image_label: str
+    ) -> str:
+        implied = {dep for r in recipes for dep in RECIPES_BY_NAME[r].requires}
+        labels = [RECIPES_BY_NAME[r].label for r in recipes if r not in implied]
+        if labels:
+            head = " + ".join(labels) + " dev box"
+        elif image_label.startswith("Windows"):
+            head = f"{image_label} box"
+        elif wants.size:
+            head = f"{wants.size.name.capitalize()} box"
+        else:
+            head = "Dev box"
+        extras = []
+        if wants.vcpus is not None:
+            extras.append(f"{wants.vcpus:g} vCPUs")
+        if wants.memory_gb is not None:
+            extras.append(f"{wants.memory_gb:g} GB memory")
+        if gpu is not None:
+            extras.append(f"{gpu.count}× {self._gpu_label(gpu.type)}")
+        return head + (" with " + ", ".join(extras) if extras else "")
+
+
+def check_text(text: str) -> None:
+    """Refuse empty and overlong requests before anything reads them."""
+    if not text or not text.strip():
+        raise AdvisorError(f"Tell me what you need, e.g. {EXAMPLE}.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise AdvisorError("That request is too long; describe the VM in a sentence or two.")
+
+
+def _places(catalog: Catalog) -> dict[str, tuple[str, ...]]:
+    """Lower-case place names → the regions there, in the catalog's preference order."""
+    places: dict[str, list[str]] = {}
+    for r in catalog.regions:
+        for name in (r.location, r.city, r.country, r.area):
+            if name:
+                places.setdefault(normalize(name), []).append(r.id)
+    resolved = {name: tuple(dict.fromkeys(ids)) for name, ids in places.items()}
+    for alias, target in PLACE_ALIASES.items():
+        if catalog.has_region(target):
+            resolved[alias] = (target,)
+        elif normalize(target) in resolved:
+            resolved[alias] = resolved[normalize(target)]
+    return resolved
+
 
 # -- extractors (scan, wants) -> None ------------------------------------------------------
 
 
-def _gpu(scan: _Scan, wants: Wants) -> None:
+def _gpu_models(scan: _Scan, wants: Wants, offered: str) -> None:
     for m in scan.kept(scan.take(_GPU_UNAVAILABLE_RE)):
-        available = ", ".join(g.label for g in GPU_MODELS)
-        raise AdvisorError(
-            f"{m.group(0).upper()} GPUs aren't in the catalog; choose one of {available}."
-        )
+        name = " ".join(m.group(0).upper().split())
+        raise AdvisorError(f"{name} GPUs aren't in the catalog; choose one of {offered}.")
     for m in scan.take(_GPU_MODEL_RE):
         if scan.negated(m):
             continue
-        model = next(g for i, g in enumerate(GPU_MODELS) if m.group(f"g{i}"))
+        model = next(g for i, g in enumerate(GPU_WORDS) if m.group(f"g{i}"))
         count = _number(m) if m.group("n") or m.group("w") else float(m.group("times") or 1)
         if wants.gpu_type is None:
             wants.gpu_type = model.gpu_type
             if m.group("n") or m.group("w") or m.group("times"):
                 wants.gpu_count = _gpu_count(count)
+
+
+def _vram(scan: _Scan, wants: Wants) -> None:
+    for pattern in _VRAM_RES:
+        for m in scan.kept(scan.take(pattern)):
+            if wants.min_vram_gb is None:
+                gb = _gigabytes(_number(m), m.group("u"))
+                if not gb > 0:
+                    raise AdvisorError("Ask for a GPU with more than 0 GB of memory.")
+                wants.min_vram_gb = gb
+                wants.gpu_generic = True
+
+
+def _gpu_generic(scan: _Scan, wants: Wants) -> None:
     for m in scan.take(_GPU_GENERIC_RE):
         if scan.negated(m):
             wants.gpu_off = True
@@ -634,6 +897,8 @@ def _os(scan: _Scan, wants: Wants, offered: str) -> None:
 def _memory(scan: _Scan, wants: Wants) -> None:
     for pattern in _MEMORY_RES:
         for m in scan.kept(scan.take(pattern)):
+            if "w" in m.re.groupindex and m.group("w") and not m.group("u"):
+                continue  # "a memory-hungry job" asks for no amount
             if wants.memory_gb is None:
                 wants.memory_gb = _gigabytes(_number(m), m.group("u"))
 
@@ -666,8 +931,12 @@ def _duration(scan: _Scan, wants: Wants) -> None:
         unit = m.group("u") or m.group("wu")
         amount = _number(m) + (0.5 if m.group("half") else 0)
         spans.append((m.start(), m.end(), amount * _unit_hours(unit)))
-    for pattern, hours in _DURATION_PHRASES:
-        spans.extend((m.start(), m.end(), hours) for m in scan.take(pattern))
+    phrases = [
+        (m.start(), m.end(), hours)
+        for pattern, hours in _DURATION_PHRASES
+        for m in scan.take(pattern)
+    ]
+    spans = spans or phrases  # an amount beats a vague phrase
     if not spans or wants.ttl_given:
         return
     # "1 hour and 30 minutes": adjacent amounts add up; the first such group is the TTL.
@@ -716,19 +985,12 @@ def _size(scan: _Scan, wants: Wants) -> None:
 
 
 def _recipes(scan: _Scan, wants: Wants) -> None:
-    for recipe, pattern in _RECIPE_RES:
-        if scan.kept(scan.take(pattern)) and recipe.name not in wants.recipes:
-            wants.recipes.append(recipe.name)
+    for m in scan.kept(scan.take(_RECIPE_RE)):
+        words = RECIPE_WORDS[int((m.lastgroup or "r0")[1:])]
+        wants.recipes.extend(r for r in words.recipes if r not in wants.recipes)
 
 
 # -- planning helpers ----------------------------------------------------------------------
-
-
-def _with_requirements(names: list[str]) -> tuple[str, ...]:
-    wanted = set(names)
-    for name in names:
-        wanted.update(RECIPES_BY_NAME[name].requires)
-    return tuple(r.name for r in RECIPES if r.name in wanted)
 
 
 def _gpu_wanted(wants: Wants) -> bool:
@@ -736,9 +998,10 @@ def _gpu_wanted(wants: Wants) -> bool:
 
 
 def _minimums(wants: Wants, recipes: tuple[str, ...]) -> tuple[float, float]:
-    """Minimum vCPUs and memory: what was asked explicitly, else the size and workload need."""
+    """Minimum vCPUs and memory: what was asked explicitly, else the size word, else what the
+    workload needs (a size word is the user's own call, so it beats the recipes' comfort)."""
     base = wants.size or DEFAULT_SIZE
-    needs = [RECIPES_BY_NAME[r] for r in recipes]
+    needs = [] if wants.size else [RECIPES_BY_NAME[r] for r in recipes]
     if wants.vcpus is not None:
         if not wants.vcpus > 0:
             raise AdvisorError("Ask for at least 1 vCPU.")
@@ -800,32 +1063,3 @@ def _ttl(wants: Wants, default: float | None) -> float | None:
     if hours < 1 / 60:
         raise AdvisorError("I can't keep a VM for less than a minute; ask for longer.")
     return round(hours, 4)
-
-
-def _gpu_label(gpu_type: str) -> str:
-    model = GPU_BY_TYPE.get(gpu_type)
-    return model.label if model else gpu_type
-
-
-def _subject(wants: Wants, recipes: tuple[str, ...], gpu: Gpu | None, image_label: str) -> str:
-    implied = {dep for r in recipes for dep in RECIPES_BY_NAME[r].requires}
-    labels = [RECIPES_BY_NAME[r].label for r in recipes if r not in implied]
-    if labels:
-        head = " + ".join(labels) + " dev box"
-    elif image_label.startswith("Windows"):
-        head = f"{image_label} box"
-    elif wants.size:
-        head = f"{wants.size.name.capitalize()} box"
-    else:
-        head = "Dev box"
-    extras = list(_extras(wants, gpu))
-    return head + (" with " + ", ".join(extras) if extras else "")
-
-
-def _extras(wants: Wants, gpu: Gpu | None) -> Iterator[str]:
-    if wants.vcpus is not None:
-        yield f"{wants.vcpus:g} vCPUs"
-    if wants.memory_gb is not None:
-        yield f"{wants.memory_gb:g} GB memory"
-    if gpu is not None:
-        yield f"{gpu.count}× {_gpu_label(gpu.type)}"
