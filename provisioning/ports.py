@@ -29,6 +29,14 @@ class JobQueue(Protocol):
         """Schedule destruction of the VM row `vm_id`. Call only after the commit."""
         ...
 
+    def enqueue_stop(self, vm_id: int) -> None:
+        """Schedule stopping the VM row `vm_id` (running -> stopping -> stopped)."""
+        ...
+
+    def enqueue_start(self, vm_id: int) -> None:
+        """Schedule starting the stopped VM row `vm_id` (stopped -> provisioning -> running)."""
+        ...
+
 
 class Notifier(Protocol):
     def request_changed(
@@ -38,6 +46,13 @@ class Notifier(Protocol):
         `event` (queued, provisioning, progress, running, failed, …) is given.
 
         Never raises: a notification that cannot be delivered is logged, not fatal to the job.
+        """
+        ...
+
+    def admin_alert(self, text: str) -> None:
+        """Tell the admin channel something needs a human (orphans, stuck VMs, quota).
+
+        Never raises, like `request_changed`; without an admin channel it only logs.
         """
         ...
 

@@ -2,7 +2,9 @@
 
 Instances live in a small JSON file guarded by a file lock, so several worker processes share
 one "cloud" and a restarted worker finds what an earlier one made. IPs come from 203.0.113.0/24
-(TEST-NET-3), so nobody mistakes them for real addresses.
+(TEST-NET-3), so nobody mistakes them for real addresses. Machine types listed in
+VMBOT_LOCAL_FAIL_MACHINE_TYPES are refused, to rehearse failures on demand, and
+VMBOT_LOCAL_STEP_SECONDS makes every step as slow as a real cloud (or slower, for crash tests).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 from provisioning.errors import BackendError
 from provisioning.ports import Instance, InstanceRequest, Progress
+
+_INSERTS = "~inserts"  # not a valid instance name, so it never collides with one
 
 
 class LocalBackend:
@@ -59,15 +63,16 @@ class LocalBackend:
         existing = self.get(request.name, request.zone)
         if existing is not None and existing.status == "RUNNING":
             return existing
+        if existing is not None and existing.status == "TERMINATED":
+            return self.start(request.name, existing.zone)
         zone = request.zone or f"{request.region}-b"
         if request.machine_type in self._fail:
             raise BackendError(
                 f"The local cloud refused {request.machine_type} in {zone} (failure on demand)."
             )
         with self._instances() as instances:
-            instances.setdefault(
-                request.name,
-                {
+            if request.name not in instances:
+                instances[request.name] = {
                     "instance_id": str(
                         int(hashlib.sha256(request.name.encode()).hexdigest()[:15], 16)
                     ),
@@ -76,8 +81,12 @@ class LocalBackend:
                     "ip": None,
                     "labels": request.labels,
                     "machine_type": request.machine_type,
-                },
-            )
+                    "startup_script": request.startup_script,
+                    "ssh_keys": list(request.ssh_keys),
+                }
+                # Every instance ever made, so tests can tell a retry from a second instance.
+                made = instances.setdefault(_INSERTS, {"names": []})
+                made["names"].append(request.name)
         progress(f"Creating {request.machine_type} in {zone}")
         self._sleep(self._step)
         if request.packages:
@@ -93,10 +102,25 @@ class LocalBackend:
 
     def delete(self, name: str, zone: str | None) -> None:
         self._sleep(self._step / 2)
+        if name == _INSERTS:
+            return
         with self._instances() as instances:
             instances.pop(name, None)
 
+    def inserts(self) -> list[str]:
+        """The name of every instance this cloud has created, in order, repeats included."""
+        with self._instances() as instances:
+            return list(instances.get(_INSERTS, {}).get("names", []))
+
+    def record(self, name: str) -> dict[str, Any] | None:
+        """What the cloud holds for `name` (labels, startup script, ...), for tests and demos."""
+        with self._instances() as instances:
+            found = instances.get(name) if name != _INSERTS else None
+            return dict(found) if found is not None else None
+
     def get(self, name: str, zone: str | None) -> Instance | None:
+        if name == _INSERTS:
+            return None
         with self._instances() as instances:
             record = instances.get(name)
         if record is None:
@@ -112,7 +136,7 @@ class LocalBackend:
     def _set_status(self, name: str, status: str, ip: str | None) -> Instance:
         self._sleep(self._step / 2)
         with self._instances() as instances:
-            record = instances.get(name)
+            record = instances.get(name) if name != _INSERTS else None
             if record is None:
                 raise BackendError(f"There is no instance called {name} in the local cloud.")
             record["status"], record["ip"] = status, ip
@@ -128,6 +152,10 @@ class LocalBackend:
 
     def list_managed(self) -> list[Instance]:
         with self._instances() as instances:
-            names = sorted(instances)
+            names = sorted(
+                name
+                for name, record in instances.items()
+                if name != _INSERTS and record.get("labels", {}).get("managed-by") == "vmbot"
+            )
         found = (self.get(name, None) for name in names)
         return [instance for instance in found if instance is not None]
