@@ -6,6 +6,7 @@ validated against slack_sdk's block models in the tests, and stays within Slack'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,16 @@ MODIFY = "vm_modify"
 CANCEL = "vm_cancel"
 ADMIN_APPROVE = "vm_admin_approve"
 ADMIN_REJECT = "vm_admin_reject"
+USE_NEAREST = "vm_use_nearest"
+VM_EXTEND = "vm_extend"
+VM_STOP = "vm_stop"
+VM_START = "vm_start"
+VM_DESTROY = "vm_destroy"
+VM_DESTROY_CONFIRM = "vm_destroy_confirm"
+DISMISS = "vm_dismiss"
+KEY_VIEW = "vm_key_view"
+KEY_BLOCK = "public_key"
+KEY_INPUT = "key"
 MODIFY_VIEW = "vm_modify_view"
 NEW_REQUEST_VIEW = "vm_new_request_view"
 REQUEST_TEXT_BLOCK = "request_text"
@@ -76,7 +87,7 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
     return button
 
 
-def _when(moment: datetime) -> str:
+def when(moment: datetime) -> str:
     # Slack renders <!date> in each reader's own time zone; the fallback is UTC.
     epoch = int(moment.timestamp())
     return f"<!date^{epoch}^{{time}}|{moment:%H:%M} UTC>"
@@ -109,7 +120,7 @@ def spec_fields(view: RequestView) -> list[dict[str, str]]:
         os_label = spec.os_image
     installs = " · ".join(spec.packages) if spec.packages else "nothing extra"
     if view.vm and view.vm.expires_at:
-        expires = _when(view.vm.expires_at)
+        expires = when(view.vm.expires_at)
     elif spec.ttl_hours:
         expires = f"{hours(spec.ttl_hours)} after it starts"
     else:
@@ -124,6 +135,8 @@ def spec_fields(view: RequestView) -> list[dict[str, str]]:
     }.get(view.policy_decision, view.policy_decision)
     if view.policy_reason:
         policy += f" ({view.policy_reason})"
+    if view.policy_headroom and view.is_open:
+        policy += f"\n_{view.policy_headroom}_"
     pairs = [
         ("Machine", f"{spec.machine_type} · {spec.vcpus} vCPU · {spec.memory_gb:g} GB{gpu}"),
         ("Disk", f"{spec.disk_gb} GB {spec.disk_type}"),
@@ -155,7 +168,7 @@ def vm_line(view: RequestView) -> str:
     if vm.status is VmStatus.RUNNING:
         line += f" — {vm.ip} · {connect_hint(view)}"
         if vm.expires_at:
-            line += f" · expires {_when(vm.expires_at)}"
+            line += f" · expires {when(vm.expires_at)}"
     elif vm.detail and vm.status in (VmStatus.PROVISIONING, VmStatus.FAILED):
         line += f" — {escape(vm.detail)}"
     return line
@@ -163,11 +176,11 @@ def vm_line(view: RequestView) -> str:
 
 def decision_line(view: RequestView) -> str:
     who = f" by <@{view.approver}>" if view.approver else ""
-    when = f" at {_when(view.decided_at)}" if view.decided_at else ""
+    at = f" at {when(view.decided_at)}" if view.decided_at else ""
     return {
-        RequestStatus.APPROVED: f"Approved{who}{when}",
-        RequestStatus.REJECTED: f"🚫 Rejected{who}{when}",
-        RequestStatus.CANCELLED: f"Cancelled{when}",
+        RequestStatus.APPROVED: f"Approved{who}{at}",
+        RequestStatus.REJECTED: f"🚫 Rejected{who}{at}",
+        RequestStatus.CANCELLED: f"Cancelled{at}",
         RequestStatus.EXPIRED: "⌛ Expired before anyone approved it",
         RequestStatus.PENDING_APPROVAL: "🔐 Waiting for an approver in the admin channel",
     }.get(view.status, "")
@@ -180,8 +193,9 @@ def request_actions(view: RequestView) -> Block:
         if view.policy_decision == "allow"
         else _button("Request approval", REQUEST_APPROVAL, value, "primary")
     )
-    elements = [first] if view.policy_decision != "deny" else []
-    elements += [_button("Modify", MODIFY, value), _button("Cancel", CANCEL, value, "danger")]
+    if view.policy_decision == "deny":
+        first = _button("Use the nearest allowed", USE_NEAREST, value, "primary")
+    elements = [first, _button("Modify", MODIFY, value), _button("Cancel", CANCEL, value, "danger")]
     return {"type": "actions", "block_id": f"request-{view.id}", "elements": elements}
 
 
@@ -251,6 +265,29 @@ def status_note(view: RequestView, event: str, detail: str = "") -> str | None:
             f"❌ Failed — {safe}. The admins have been told; "
             "ask again with /vm to try another size or region."
         )
+    if event == "extended":
+        return (
+            f"⏳ Extended by {safe}; expires {when(vm.expires_at)}."
+            if vm and vm.expires_at
+            else None
+        )
+    if event == "revised":
+        return f"✏️ Updated: {safe}" if safe else "✏️ Updated."
+    if event == "expired":
+        return (
+            "⌛ Nobody approved this in time, so it expired. Ask again with /vm if you still "
+            "need it."
+        )
+    if event == "expiring":
+        return (
+            f"⏰ Expires {when(vm.expires_at)}; I've sent <@{view.requester}> a reminder."
+            if (vm and vm.expires_at)
+            else None
+        )
+    if event == "stopping":
+        return "⏸️ Stopping…"
+    if event == "stopped":
+        return f"⏸️ Stopped. `/vm start {view.spec.name}` brings it back (with a new address)."
     if event == "destroying":
         return f"🗑️ Destroying{' — ' + safe if safe else ''}…"
     if event == "destroyed":
@@ -258,7 +295,8 @@ def status_note(view: RequestView, event: str, detail: str = "") -> str | None:
     if event == "pending_approval":
         return "🔐 Sent to the admins for approval. You'll see the decision here."
     if event == "rejected":
-        return f"🚫 Rejected by <@{view.approver}>." if view.approver else "🚫 Rejected."
+        who = f" by <@{view.approver}>" if view.approver else ""
+        return f"🚫 Rejected{who}: {safe}" if safe else f"🚫 Rejected{who}."
     if event == "cancelled":
         return "Cancelled. Nothing was created."
     return None
@@ -335,29 +373,261 @@ HELP = (
     "*Ask for a VM in plain words:*\n"
     "• `/vm I need a Django dev server with Postgres and Redis for 2 hours`\n"
     "• `/vm 4 cpus 16GB ubuntu 24.04 in London for a day`\n"
-    "• `/vm` alone opens a form.\n"
-    "I'll answer with a priced suggestion; press *Approve* and I'll build it and report here.\n"
-    "*Other commands:* `/vm list` shows your VMs · `/vm help` shows this."
+    "• `/vm` alone opens a form. You can also DM me or @-mention me.\n"
+    "I answer with a priced suggestion; press *Approve* and I build it and report in the thread. "
+    'Reply in the thread ("make it 4 cpus", "London instead") to change it first.\n'
+    "*Your VMs:* `/vm list` · `/vm status NAME` · `/vm extend NAME 2h` · `/vm stop NAME` · "
+    "`/vm start NAME` · `/vm destroy NAME`\n"
+    "*Access:* `/vm key` registers your SSH public key.\n"
+    "*History:* `/vm audit NAME` (admins: `/vm audit export`) · "
+    "*Admins:* `/vm admin role @user ROLE`, `/vm admin roles`"
 )
 
 
-def vm_list(views: list[RequestView]) -> list[Block]:
+def cost_so_far(view: RequestView, now: datetime) -> float:
+    vm = view.vm
+    if vm is None or vm.running_at is None:
+        return 0.0
+    hours_up = max(0.0, (now - vm.running_at).total_seconds() / 3600)
+    return round(hours_up * view.spec.cost.usd_per_hour, 4)
+
+
+def vm_summary(view: RequestView, now: datetime) -> str:
+    vm = view.vm
+    assert vm is not None
+    parts = [f"*{vm.name}*", VM_LINE[vm.status], vm.zone or vm.region]
+    if vm.ip and vm.status is VmStatus.RUNNING:
+        parts.append(vm.ip)
+    parts.append(f"{money(cost_so_far(view, now))} so far")
+    if vm.expires_at:
+        parts.append(f"expires {when(vm.expires_at)}")
+    return " · ".join(parts)
+
+
+def vm_buttons(view: RequestView) -> Block | None:
+    vm = view.vm
+    if vm is None:
+        return None
+    elements = []
+    if vm.status in (VmStatus.RUNNING, VmStatus.STOPPED):
+        elements.append(_button("Extend 1h", VM_EXTEND, f"{vm.name}:1"))
+    if vm.status is VmStatus.RUNNING:
+        elements.append(_button("Stop", VM_STOP, vm.name))
+    if vm.status is VmStatus.STOPPED:
+        elements.append(_button("Start", VM_START, vm.name))
+    if vm.status in (VmStatus.RUNNING, VmStatus.STOPPED, VmStatus.FAILED, VmStatus.QUEUED):
+        elements.append(_button("Destroy", VM_DESTROY, vm.name, "danger"))
+    if not elements:
+        return None
+    return {"type": "actions", "block_id": f"vm-{vm.id}", "elements": elements}
+
+
+def vm_list(views: list[RequestView], now: datetime, *, limit: int = 45) -> list[Block]:
     if not views:
-        return [{"type": "section", "text": _mrkdwn("You have no VMs. Ask with `/vm …`.")}]
-    lines = []
-    for view in views:
-        vm = view.vm
-        assert vm is not None
-        where = vm.zone or vm.region
-        lines.append(
-            f"• *{vm.name}* · {VM_LINE[vm.status]} · {where}" + (f" · {vm.ip}" if vm.ip else "")
+        return [{"type": "section", "text": _mrkdwn("No VMs. Ask for one with `/vm …`.")}]
+    blocks: list[Block] = [
+        {"type": "section", "text": _mrkdwn(vm_summary(view, now))} for view in views[:limit]
+    ]
+    if len(views) > limit:
+        more = len(views) - limit
+        blocks.append({"type": "context", "elements": [_mrkdwn(f"…and {more} more.")]})
+    return blocks
+
+
+def vm_status(view: RequestView, now: datetime) -> list[Block]:
+    blocks: list[Block] = [
+        {"type": "section", "text": _mrkdwn(vm_summary(view, now))},
+        {"type": "section", "fields": spec_fields(view)},
+    ]
+    hint = connect_hint(view)
+    if hint and view.vm and view.vm.status is VmStatus.RUNNING:
+        blocks.append({"type": "context", "elements": [_mrkdwn(f"Connect: {hint}", 2000)]})
+    buttons = vm_buttons(view)
+    if buttons:
+        blocks.append(buttons)
+    return blocks
+
+
+def confirm_destroy(view: RequestView) -> list[Block]:
+    vm = view.vm
+    assert vm is not None
+    return [
+        {
+            "type": "section",
+            "text": _mrkdwn(
+                f"Destroy *{vm.name}* ({view.spec.machine_type} in {vm.zone or vm.region})? "
+                "Its disk goes with it; this cannot be undone."
+            ),
+        },
+        {
+            "type": "actions",
+            "block_id": f"confirm-{vm.id}",
+            "elements": [
+                _button(f"Destroy {vm.name}", VM_DESTROY_CONFIRM, vm.name, "danger"),
+                _button("Keep it", DISMISS, vm.name),
+            ],
+        },
+    ]
+
+
+def expiry_reminder(view: RequestView) -> list[Block]:
+    vm = view.vm
+    assert vm is not None and vm.expires_at is not None
+    text = (
+        f"⏰ *{vm.name}* expires {when(vm.expires_at)} and will then be destroyed. Need it longer?"
+    )
+    return [
+        {"type": "section", "text": _mrkdwn(text)},
+        {
+            "type": "actions",
+            "block_id": f"remind-{vm.id}",
+            "elements": [
+                _button("Extend 1h", VM_EXTEND, f"{vm.name}:1", "primary"),
+                _button("Extend 4h", VM_EXTEND, f"{vm.name}:4"),
+                _button("Extend 1 day", VM_EXTEND, f"{vm.name}:24"),
+                _button("Destroy now", VM_DESTROY_CONFIRM, vm.name, "danger"),
+            ],
+        },
+    ]
+
+
+def roles_list(people: list[tuple[str, str, str | None]]) -> list[Block]:
+    """`people` is (user id, role, display name)."""
+    if not people:
+        return [{"type": "section", "text": _mrkdwn("Nobody has used the bot yet.")}]
+    lines = [f"• <@{uid}> · {role}" for uid, role, _ in people[:200]]
+    return [
+        {"type": "section", "text": _mrkdwn("\n".join(lines[i : i + 40]))}
+        for i in range(0, len(lines), 40)
+    ][:49]
+
+
+def audit_detail(details: dict[str, Any]) -> str:
+    """A short, readable line from an audit row's details."""
+    skip = {"spec", "name"}
+    parts = [f"{k}={v}" for k, v in sorted(details.items()) if k not in skip and v is not None]
+    return clip(", ".join(parts), 200)
+
+
+def history(name: str, entries: list[tuple[datetime, str, str, str]]) -> list[Block]:
+    """`entries` is (when, who, action, detail), oldest first."""
+    lines = [
+        f"{when(at)} · {who} · {action}" + (f" · {escape(detail)}" if detail else "")
+        for at, who, action, detail in entries[-120:]
+    ]
+    blocks: list[Block] = [
+        {"type": "header", "text": {"type": "plain_text", "text": clip(f"History of {name}", 150)}}
+    ]
+    blocks += [
+        {"type": "section", "text": _mrkdwn("\n".join(lines[i : i + 30]))}
+        for i in range(0, len(lines), 30)
+    ]
+    return blocks[:50]
+
+
+REJECT_VIEW = "vm_reject_view"
+REASON_BLOCK = "reason"
+REASON_INPUT = "text"
+
+
+def reject_modal(request_id: int) -> Block:
+    return {
+        "type": "modal",
+        "callback_id": REJECT_VIEW,
+        "private_metadata": str(request_id),
+        "title": {"type": "plain_text", "text": "Reject the request"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Back"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {"type": "plain_text", "text": "Why? The requester will see this."},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": True,
+                    "max_length": 500,
+                },
+            }
+        ],
+    }
+
+
+def key_modal() -> Block:
+    return {
+        "type": "modal",
+        "callback_id": KEY_VIEW,
+        "title": {"type": "plain_text", "text": "Your SSH public key"},
+        "submit": {"type": "plain_text", "text": "Register"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": KEY_BLOCK,
+                "label": {"type": "plain_text", "text": "Public key (the .pub file)"},
+                "hint": {
+                    "type": "plain_text",
+                    "text": "ssh-ed25519, ecdsa or RSA of 3072 bits or more. "
+                    "Never paste a private key.",
+                },
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": KEY_INPUT,
+                    "multiline": True,
+                    "max_length": MAX_PLAIN_INPUT,
+                    "placeholder": {"type": "plain_text", "text": "ssh-ed25519 AAAA… you@laptop"},
+                },
+            }
+        ],
+    }
+
+
+def home_view(
+    views: list[RequestView],
+    now: datetime,
+    *,
+    pending: Sequence[RequestView] = (),
+    queue: Sequence[RequestView] = (),
+) -> Block:
+    blocks: list[Block] = [{"type": "header", "text": {"type": "plain_text", "text": "Your VMs"}}]
+    if not views:
+        blocks.append({"type": "section", "text": _mrkdwn("No VMs. Ask with `/vm …`.")})
+    for view in views[:40]:  # 2 blocks each: 40 VMs leave room for the rest in Slack's 100
+        blocks.append({"type": "section", "text": _mrkdwn(vm_summary(view, now))})
+        buttons = vm_buttons(view)
+        if buttons:
+            blocks.append(buttons)
+    if len(views) > 40:
+        more = f"…and {len(views) - 40} more: `/vm list` shows them all."
+        blocks.append({"type": "context", "elements": [_mrkdwn(more)]})
+    if pending:
+        blocks.append({"type": "header", "text": {"type": "plain_text", "text": "Your requests"}})
+        for view in pending[:5]:
+            blocks.append(
+                {
+                    "type": "section",
+                    "text": _mrkdwn(
+                        f"*{view.spec.name}* · {STATUS_LABEL[view.status]}"
+                        f" · {view.spec.machine_type}"
+                    ),
+                }
+            )
+    if queue:
+        blocks.append(
+            {"type": "header", "text": {"type": "plain_text", "text": "Waiting for your approval"}}
         )
-    blocks: list[Block] = []
-    for start in range(0, min(len(lines), 400), 20):
-        blocks.append({"type": "section", "text": _mrkdwn("\n".join(lines[start : start + 20]))})
-    return blocks[:49]
-
-
-def home_view(views: list[RequestView]) -> Block:
-    header: Block = {"type": "header", "text": {"type": "plain_text", "text": "Your VMs"}}
-    return {"type": "home", "blocks": [header, *vm_list(views)][:100]}
+        for view in queue[:3]:
+            blocks.extend(admin_card(view)[:1])
+            value = str(view.id)
+            blocks.append(
+                {
+                    "type": "actions",
+                    "block_id": f"home-admin-{view.id}",
+                    "elements": [
+                        _button("Approve", ADMIN_APPROVE, value, "primary"),
+                        _button("Reject", ADMIN_REJECT, value, "danger"),
+                    ],
+                }
+            )
+    return {"type": "home", "blocks": blocks[:100]}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.services import Services
-from provisioning.service import Actor
+from provisioning.people import Actor
 from provisioning.views import RequestView
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,18 @@ def suggest_and_post(
     actor: Actor,
     text: str,
     channel: str,
+    *,
+    on_thinking: Callable[[], None] | None = None,
 ) -> tuple[RequestView, str | None]:
     """Suggest a VM for `text`, post its card as a thread root, and remember where it is.
 
     Returns the view and, when the card had to go elsewhere, a note saying where.
     Raises AdvisorError or DomainError with a sentence for the user.
     """
+    if on_thinking is not None and services.slow_advisor:
+        on_thinking()  # an LLM may take seconds: say so rather than stay silent
     spec = services.advisor.suggest(text)
-    view = services.requests.create_request(actor, text, spec)
+    view = services.requests.create_request(actor, text, spec, channel=channel)
     note = None
     try:
         posted = client.chat_postMessage(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -12,11 +13,25 @@ from provisioning.views import RequestView
 
 log = logging.getLogger(__name__)
 
+# Changes worth redrawing someone's App Home for (not every progress line).
+HOME_EVENTS = frozenset(
+    {"queued", "running", "failed", "stopped", "destroyed", "extended", "rejected", "expired",
+     "pending_approval", "cancelled"}
+)  # fmt: skip
+
 
 class SlackNotifier:
-    def __init__(self, client: WebClient, *, admin_channel: str | None = None) -> None:
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        admin_channel: str | None = None,
+        refresh_home: Callable[[RequestView], None] | None = None,
+    ) -> None:
         self._client = client
         self._admin_channel = admin_channel
+        # Set by the composition root: redraws the requester's App Home after a change.
+        self.refresh_home = refresh_home
 
     def request_changed(
         self, view: RequestView, event: str | None = None, detail: str = ""
@@ -45,12 +60,29 @@ class SlackNotifier:
         note = blocks.status_note(view, event, detail) if event else None
         if note and view.channel and view.thread_ts:
             self._client.chat_postMessage(channel=view.channel, thread_ts=view.thread_ts, text=note)
+        if event in HOME_EVENTS and self.refresh_home is not None:
+            self.refresh_home(view)
+        if event == "expiring" and view.vm is not None:
+            self._client.chat_postMessage(
+                channel=view.requester,  # a DM: Slack opens the IM for a user id
+                text=f"{view.spec.name} expires soon",
+                blocks=blocks.expiry_reminder(view),
+            )
         if self._admin_channel and event == "failed":
             self._client.chat_postMessage(
                 channel=self._admin_channel,
                 text=f"Provisioning failed for {view.spec.name}",
                 blocks=blocks.failure_alert(view, detail),
             )
+
+    def admin_alert(self, text: str) -> None:
+        if not self._admin_channel:
+            log.warning("admin alert with no VMBOT_ADMIN_CHANNEL set: %s", text)
+            return
+        try:
+            self._client.chat_postMessage(channel=self._admin_channel, text=f"⚠️ {text}")
+        except (SlackApiError, OSError) as exc:
+            log.warning("could not alert the admin channel (%s): %s", exc, text)
 
     def post_admin_card(self, view: RequestView) -> tuple[str, str] | None:
         """Post the request to the admin channel; returns (channel, ts), or None if none is set."""
@@ -71,3 +103,6 @@ class NullNotifier:
         self, view: RequestView, event: str | None = None, detail: str = ""
     ) -> None:
         return None
+
+    def admin_alert(self, text: str) -> None:
+        log.warning("admin alert: %s", text)

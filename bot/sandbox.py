@@ -8,6 +8,7 @@ the bot in the terminal. Everything you type goes to the app as a signed Slack r
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import secrets
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot import blocks
 from bot.slack_emulator import SlackEmulator
 from bot.slack_wire import SlackWire
 
@@ -34,7 +34,7 @@ vm-creator sandbox — everything runs here: Slack emulator, the app, a worker, 
 You are @you in #sandbox. Try:
   /vm I need a Django dev server with Postgres and Redis for 2 hours
 Then type the number of a button to press it, e.g. 1 for [1 Approve].
-  /vm help · /vm list · as admin (act as @admin, an approver) · as you · quit
+  /vm help · /vm list · home (your App Home) · as admin (act as @admin) · as you · quit
 """
 
 
@@ -127,7 +127,10 @@ class Chat:
         elif kind == "view_opened":
             self.modal = event["view"]
             title = self.modal.get("title", {}).get("text", "Form")
-            self.say(f"\n📝 {title}: type your answer (or 'cancel'):")
+            inputs = [b for b in self.modal.get("blocks", []) if b.get("type") == "input"]
+            field: dict[str, Any] = inputs[0] if inputs else {}
+            label = field.get("label", {}).get("text", "")
+            self.say(f"\n📝 {title} — {label} Type your answer (or 'cancel'):")
 
     def handle(self, line: str) -> bool:
         line = line.strip()
@@ -138,7 +141,9 @@ class Chat:
         if self.modal is not None:
             self._submit_modal(line)
             return True
-        if line.startswith("as "):
+        if line == "home":
+            self._show_home()
+        elif line.startswith("as "):
             who = line[3:].strip().lstrip("@")
             self.user = ADMIN if who == "admin" else YOU
             self.say(f"You are now @{NAMES[self.user]}.")
@@ -172,17 +177,23 @@ class Chat:
             self.say("Type /vm followed by what you need, a button number, 'as admin', or 'quit'.")
         return True
 
+    def _show_home(self) -> None:
+        # Slack publishes App Home when it is opened; so does the sandbox.
+        self._send(self.wire.event({"type": "app_home_opened", "user": self.user, "tab": "home"}))
+        view = self.emulator.wait_for(lambda e: e.home_view(self.user), timeout=5)
+        lines = self._render_blocks(f"D{self.user}", "", view.view.get("blocks", []))
+        self.say("\n🏠 App Home\n  " + "\n  ".join(lines))
+
     def _submit_modal(self, line: str) -> None:
         modal, self.modal = self.modal, None
         assert modal is not None
         if line == "cancel":
             self.say("Form closed.")
             return
-        values = {
-            blocks.REQUEST_TEXT_BLOCK: {
-                blocks.REQUEST_TEXT_INPUT: {"type": "plain_text_input", "value": line}
-            }
-        }
+        # The sandbox's forms have one text input each; the answer goes into it.
+        field = next(b for b in modal.get("blocks", []) if b.get("type") == "input")
+        action_id = field["element"]["action_id"]
+        values = {field["block_id"]: {action_id: {"type": "plain_text_input", "value": line}}}
         response = self.wire.send(
             self.wire.view_submission(
                 user=self.user,
@@ -192,7 +203,8 @@ class Chat:
             )
         )
         if response.body and '"errors"' in response.body:
-            self.say(f"The form says: {response.body}")
+            errors = json.loads(response.body).get("errors", {})
+            self.say("The form says: " + " ".join(errors.values()) + " Try again (or 'cancel'):")
             self.modal = modal
 
     def _send(self, body: str) -> None:

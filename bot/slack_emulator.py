@@ -162,6 +162,9 @@ class SlackEmulator:
         self._responses: list[ResponsePost] = []
         self._response_targets: dict[str, _ResponseTarget] = {}
         self._views: dict[str, View] = {}
+        # Uploaded files by id: (filename, content), filled by the upload URL.
+        self._files: dict[str, tuple[str, bytes]] = {}
+        self._shared_files: list[JSON] = []
         self._home_views: dict[str, str] = {}
         self._trigger_users: dict[str, str] = {}
         self._users: dict[str, JSON] = {}
@@ -516,7 +519,62 @@ class SlackEmulator:
             "conversations.open": self._conversations_open,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
         }
+
+    @property
+    def files(self) -> list[JSON]:
+        """Files shared through files.completeUploadExternal: id, title, channel, content."""
+        with self._lock:
+            return [dict(f) for f in self._shared_files]
+
+    def _files_get_upload_url(self, params: JSON) -> JSON:
+        filename = _opt_str(params.get("filename"))
+        if not filename or not params.get("length"):
+            raise _ApiError("invalid_arguments")
+        file_id = f"F{next(self._ids):010d}"
+        self._files[file_id] = (filename, b"")
+        return {"upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def receive_upload(self, file_id: str, content: bytes) -> bool:
+        with self._lock:
+            if file_id not in self._files:
+                return False
+            self._files[file_id] = (self._files[file_id][0], content)
+            self._touch()
+            return True
+
+    def _files_complete_upload(self, params: JSON) -> JSON:
+        raw = params.get("files")
+        files = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(files, list) or not files:
+            raise _ApiError("invalid_arguments")
+        channel = _opt_str(params.get("channel_id"))
+        shared = []
+        for item in files:
+            file_id = str(item.get("id", ""))
+            if file_id not in self._files:
+                raise _ApiError("file_not_found")
+            filename, content = self._files[file_id]
+            record = {
+                "id": file_id,
+                "title": item.get("title") or filename,
+                "name": filename,
+                "channel": channel,
+                "content": content.decode("utf-8", "replace"),
+            }
+            self._shared_files.append(record)
+            shared.append({"id": file_id, "title": record["title"], "name": filename})
+        if channel:
+            self._store_message(
+                channel=self._resolve_channel(channel),
+                text=_opt_str(params.get("initial_comment")) or "",
+                blocks=[],
+                user=self.bot_user_id,
+                thread_ts=_opt_str(params.get("thread_ts")),
+            )
+        return {"files": shared}
 
     def _record_call(self, method: str, params: JSON, error: str | None) -> None:
         # The token is a secret; it is checked, never kept.
@@ -1087,6 +1145,9 @@ class _Handler(BaseHTTPRequestHandler):
         path, query = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
         if path.startswith("/api/"):
             self._api(path.removeprefix("/api/").strip("/"), query, body)
+        elif path.startswith("/upload/") and self.command == "POST":
+            ok = self._emulator.receive_upload(path.removeprefix("/upload/").strip("/"), body)
+            self._send(200 if ok else 404, {"ok": ok})
         elif path.startswith("/response/") and self.command == "POST":
             self._response_url(path.removeprefix("/response/").strip("/"), body)
         elif path == "/_emulator/messages":

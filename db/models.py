@@ -120,6 +120,7 @@ class VmRequest(Base):
     )
     policy_decision: Mapped[str] = mapped_column(String(32), default="")
     policy_reason: Mapped[str] = mapped_column(Text, default="")
+    policy_headroom: Mapped[str] = mapped_column(Text, default="")
     approver_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     slack_channel: Mapped[str | None] = mapped_column(String(32))
     thread_ts: Mapped[str | None] = mapped_column(String(32))

@@ -7,17 +7,17 @@ back; they never see a session or an ORM object.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from db.models import AuditLog, RequestStatus, Role, User, Vm, VmRequest, VmStatus
+from provisioning.budget import usage_for
+from provisioning.catalog import default_catalog
 from provisioning.errors import AlreadyDecided, IllegalTransition, NotAllowed, NotFound
+from provisioning.people import Actor, Directory, ensure_user
 from provisioning.policy import PolicyConfig, Verdict, check_approval, evaluate
 from provisioning.ports import Clock, JobQueue, Notifier
 from provisioning.spec import VmSpec
@@ -27,26 +27,6 @@ from provisioning.views import RequestView, request_view
 log = logging.getLogger(__name__)
 
 OPEN = {RequestStatus.SUGGESTED, RequestStatus.PENDING_APPROVAL}
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who is acting, as Slack's signed payload says; never taken from a button value."""
-
-    team_id: str
-    user_id: str
-
-    @property
-    def audit_name(self) -> str:
-        return f"slack:{self.team_id}/{self.user_id}"
-
-
-@dataclass(frozen=True)
-class Directory:
-    """How roles are assigned to people the bot has not seen before."""
-
-    admins: frozenset[str]
-    default_role: Role
 
 
 class RequestService:
@@ -74,26 +54,7 @@ class RequestService:
     # -- people --------------------------------------------------------------------------
 
     def _user(self, session: Session, actor: Actor) -> User:
-        """The user row for this Slack identity, created on first sight (race-safe)."""
-        role = (
-            Role.ADMIN if actor.user_id in self._directory.admins else self._directory.default_role
-        )
-        values = {"slack_team_id": actor.team_id, "slack_user_id": actor.user_id, "role": role}
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        session.execute(
-            insert(User)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["slack_team_id", "slack_user_id"])
-        )
-        user = session.scalars(
-            select(User).where(
-                User.slack_team_id == actor.team_id, User.slack_user_id == actor.user_id
-            )
-        ).one()
-        if actor.user_id in self._directory.admins and user.role is not Role.ADMIN:
-            user.role = Role.ADMIN  # bootstrap admins stay admins whatever the table says
-        return user
+        return ensure_user(session, actor, self._directory)
 
     def role_of(self, actor: Actor) -> Role:
         with self._sessions.begin() as session:
@@ -120,18 +81,33 @@ class RequestService:
         with self._sessions() as session:
             return request_view(self._load(session, request_id))
 
-    def verdict_for(self, spec: VmSpec, actor: Actor) -> Verdict:
-        return evaluate(spec, self.role_of(actor), self._policy)
+    def _verdict(
+        self, session: Session, spec: VmSpec, requester: User, channel: str | None
+    ) -> Verdict:
+        """The policy verdict for this requester now: their role, VMs, vCPUs and spend."""
+        usage = usage_for(session, requester.id, self._clock.now())
+        return evaluate(
+            spec,
+            requester.role,
+            self._policy,
+            usage=usage,
+            channel=channel,
+            catalog=default_catalog(),
+        )
 
     # -- use cases -----------------------------------------------------------------------
 
-    def create_request(self, actor: Actor, text: str, spec: VmSpec) -> RequestView:
+    def create_request(
+        self, actor: Actor, text: str, spec: VmSpec, *, channel: str | None = None
+    ) -> RequestView:
         with self._sessions.begin() as session:
             user = self._user(session, actor)
             if user.role is Role.VIEWER:
                 raise NotAllowed("Viewers cannot request VMs. Ask an admin for the requester role.")
-            verdict = evaluate(spec, user.role, self._policy)
+            verdict = self._verdict(session, spec, user, channel)
             req = VmRequest(
+                slack_channel=channel,
+                policy_headroom=verdict.headroom,
                 requester=user,
                 original_text=text[:4000],
                 spec=spec.model_dump(mode="json"),
@@ -175,9 +151,10 @@ class RequestService:
                 req = self._load(session, request_id)
                 self._ensure_open(req)
                 approver = self._user(session, actor)
-                # Policy is evaluated again here, authoritatively, with the requester's role now.
-                verdict = evaluate(
-                    VmSpec.model_validate(req.spec), req.requester.role, self._policy
+                # Policy is evaluated again here, authoritatively: the requester's role, VMs and
+                # spend as they are now, not as they were when the card was drawn.
+                verdict = self._verdict(
+                    session, VmSpec.model_validate(req.spec), req.requester, req.slack_channel
                 )
                 check_approval(
                     verdict,
@@ -196,6 +173,7 @@ class RequestService:
                     decided_at=now,
                     policy_decision=verdict.decision,
                     policy_reason=verdict.reason,
+                    policy_headroom=verdict.headroom,
                 )
                 spec = VmSpec.model_validate(req.spec)
                 vm = Vm(
@@ -239,13 +217,22 @@ class RequestService:
         self._notifier.request_changed(view, "pending_approval")
         return view
 
+    def _check_reject(self, session: Session, req: VmRequest, actor: Actor) -> User:
+        self._ensure_open(req)
+        user = self._user(session, actor)
+        if user.role.rank < Role.APPROVER.rank:
+            raise NotAllowed("Only approvers can reject requests.")
+        return user
+
+    def check_can_reject(self, request_id: int, actor: Actor) -> None:
+        """Raise what `reject` would raise, before asking the approver for a reason."""
+        with self._sessions.begin() as session:
+            self._check_reject(session, self._load(session, request_id), actor)
+
     def reject(self, request_id: int, actor: Actor, reason: str = "") -> RequestView:
         with self._sessions.begin() as session:
             req = self._load(session, request_id)
-            self._ensure_open(req)
-            user = self._user(session, actor)
-            if user.role.rank < Role.APPROVER.rank:
-                raise NotAllowed("Only approvers can reject requests.")
+            user = self._check_reject(session, req, actor)
             move_request(
                 session,
                 req.id,
@@ -257,7 +244,7 @@ class RequestService:
                 decided_at=self._clock.now(),
             )
         view = self.get(request_id)
-        self._notifier.request_changed(view, "rejected")
+        self._notifier.request_changed(view, "rejected", reason[:500])
         return view
 
     def cancel(self, request_id: int, actor: Actor) -> RequestView:
@@ -279,8 +266,31 @@ class RequestService:
         self._notifier.request_changed(view, "cancelled")
         return view
 
-    def revise(self, request_id: int, actor: Actor, text: str, spec: VmSpec) -> RequestView:
-        """Replace a suggested request's spec; an approved request is never changed."""
+    def use_nearest(self, request_id: int, actor: Actor) -> RequestView:
+        """Swap a denied spec for the nearest one policy allows, as offered on the card."""
+        with self._sessions() as session:
+            req = self._load(session, request_id)
+            spec = VmSpec.model_validate(req.spec)
+            verdict = self._verdict(session, spec, req.requester, req.slack_channel)
+            text = req.original_text
+        if verdict.decision != "deny":
+            raise AlreadyDecided("This request is allowed as it is now; press its first button.")
+        if verdict.nearest is None:
+            raise NotAllowed(
+                f"No smaller VM would be allowed either ({verdict.reason}). "
+                "Cancel it, or ask an admin."
+            )
+        nearest = verdict.nearest.model_copy(
+            update={"rationale": f"Nearest allowed: {verdict.reason}"[:500]}
+        )
+        return self.revise(request_id, actor, text, nearest, change="nearest allowed spec")
+
+    def revise(
+        self, request_id: int, actor: Actor, text: str, spec: VmSpec, *, change: str = ""
+    ) -> RequestView:
+        """Replace a suggested request's spec; an approved request is never changed.
+
+        The thread is told what changed (`change` is what the person asked for)."""
         with self._sessions.begin() as session:
             req = self._load(session, request_id)
             user = self._user(session, actor)
@@ -292,8 +302,9 @@ class RequestService:
                     "ask again with /vm for a new one."
                 )
             # The name stays: it is how people refer to the VM in the thread.
-            spec = spec.model_copy(update={"name": VmSpec.model_validate(req.spec).name})
-            verdict = evaluate(spec, user.role, self._policy)
+            before = VmSpec.model_validate(req.spec)
+            spec = spec.model_copy(update={"name": before.name})
+            verdict = self._verdict(session, spec, user, req.slack_channel)
             move_request(
                 session,
                 req.id,
@@ -306,29 +317,83 @@ class RequestService:
                 source=spec.source,
                 policy_decision=verdict.decision,
                 policy_reason=verdict.reason,
+                policy_headroom=verdict.headroom,
             )
         view = self.get(request_id)
-        self._notifier.request_changed(view, None)
+        self._notifier.request_changed(view, "revised", spec_diff(before, spec) or "no change")
         return view
 
-    def list_vms(self, actor: Actor) -> list[RequestView]:
-        """The actor's requests that have a VM, newest first (all of them for admins)."""
+    def expire_pending(self) -> list[int]:
+        """Close requests that waited for an approver longer than the policy allows."""
+        cutoff = self._clock.now() - timedelta(hours=self._policy.pending_expiry_hours)
+        with self._sessions() as session:
+            stale = list(
+                session.scalars(
+                    select(VmRequest.id).where(
+                        VmRequest.status == RequestStatus.PENDING_APPROVAL,
+                        VmRequest.updated_at < cutoff,
+                    )
+                )
+            )
+        expired = []
+        for request_id in stale:
+            try:
+                with self._sessions.begin() as session:
+                    move_request(
+                        session,
+                        request_id,
+                        RequestStatus.EXPIRED,
+                        actor="worker",
+                        only_from={RequestStatus.PENDING_APPROVAL},
+                        details={"after_hours": self._policy.pending_expiry_hours},
+                        decided_at=self._clock.now(),
+                    )
+            except IllegalTransition:
+                continue  # decided meanwhile
+            expired.append(request_id)
+            self._notifier.request_changed(self.get(request_id), "expired")
+        return expired
+
+    def open_requests(self, actor: Actor) -> tuple[list[RequestView], list[RequestView]]:
+        """The actor's own open requests, and (for approvers) others' awaiting approval."""
         with self._sessions.begin() as session:
             user = self._user(session, actor)
-            query = (
+            base = (
                 select(VmRequest)
-                .join(Vm, Vm.request_id == VmRequest.id)
+                .where(VmRequest.status.in_(OPEN))
                 .options(
                     selectinload(VmRequest.requester),
                     selectinload(VmRequest.approver),
                     selectinload(VmRequest.vms),
                 )
                 .order_by(VmRequest.id.desc())
-                .limit(200)
+                .limit(20)
             )
-            if user.role is not Role.ADMIN:
-                query = query.where(VmRequest.requester_id == user.id)
-            return [request_view(req) for req in session.scalars(query)]
+            mine = [
+                request_view(r)
+                for r in session.scalars(base.where(VmRequest.requester_id == user.id))
+            ]
+            queue: list[RequestView] = []
+            if user.role.rank >= Role.APPROVER.rank:
+                queue = [
+                    request_view(r)
+                    for r in session.scalars(
+                        base.where(
+                            VmRequest.status == RequestStatus.PENDING_APPROVAL,
+                            VmRequest.requester_id != user.id,
+                        )
+                    )
+                ]
+            return mine, queue
+
+    def find_by_thread(self, channel: str, thread_ts: str) -> RequestView | None:
+        with self._sessions() as session:
+            request_id = session.scalar(
+                select(VmRequest.id).where(
+                    VmRequest.slack_channel == channel, VmRequest.thread_ts == thread_ts
+                )
+            )
+            return request_view(self._load(session, request_id)) if request_id else None
 
     @staticmethod
     def _ensure_open(req: VmRequest) -> None:
@@ -340,3 +405,32 @@ class RequestService:
 
 def ttl_delta(spec: VmSpec) -> timedelta | None:
     return timedelta(hours=spec.ttl_hours) if spec.ttl_hours else None
+
+
+DIFF_FIELDS = (
+    ("machine_type", "machine"), ("vcpus", "vCPUs"), ("memory_gb", "memory GB"),
+    ("disk_gb", "disk GB"), ("os_image", "OS"), ("region", "region"), ("spot", "spot"),
+    ("ttl_hours", "hours"), ("packages", "installs"), ("gpu", "GPU"),
+)  # fmt: skip
+
+
+def spec_diff(before: VmSpec, after: VmSpec) -> str:
+    """What changed between two specs, for people: "vCPUs 2 → 4 · region us-central1 → …"."""
+
+    def show(value: object) -> str:
+        if isinstance(value, tuple):
+            return ", ".join(map(str, value)) or "nothing"
+        if value is None:
+            return "none"
+        if hasattr(value, "type"):
+            return f"{value.count}× {value.type}"  # type: ignore[attr-defined]
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    changes = [
+        f"{label} {show(getattr(before, field))} → {show(getattr(after, field))}"
+        for field, label in DIFF_FIELDS
+        if getattr(before, field) != getattr(after, field)
+    ]
+    if changes and before.cost.usd_per_hour != after.cost.usd_per_hour:
+        changes.append(f"now ${after.cost.usd_per_hour:.3f}/h")
+    return " · ".join(changes)

@@ -31,9 +31,11 @@ class RequestView:
     status: RequestStatus
     spec: VmSpec
     requester: str  # Slack user id
+    requester_team: str
     original_text: str
     policy_decision: str  # allow | needs_approval | deny
     policy_reason: str
+    policy_headroom: str  # what the requester has left, as the policy saw it
     approver: str | None
     decided_at: datetime | None
     channel: str | None
@@ -68,9 +70,11 @@ def request_view(req: VmRequest) -> RequestView:
         status=req.status,
         spec=VmSpec.model_validate(req.spec),
         requester=req.requester.slack_user_id,
+        requester_team=req.requester.slack_team_id,
         original_text=req.original_text,
         policy_decision=req.policy_decision,
         policy_reason=req.policy_reason,
+        policy_headroom=req.policy_headroom,
         approver=req.approver.slack_user_id if req.approver else None,
         decided_at=req.decided_at,
         channel=req.slack_channel,

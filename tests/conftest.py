@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from bot.slack_wire import SlackWire
 from bot.web import WebApp
 from db.migrate import upgrade
 from provisioning.settings import Settings
+from tests.fakes.gce_server import FakeComputeEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_SERVER = os.environ.get(
@@ -103,6 +105,7 @@ def stack_env(pg_url: str, redis_url: str, emulator: SlackEmulator, tmp_path_fac
         "SLACK_API_URL": emulator.base_url,
         "SLACK_APP_TOKEN": "",
         "VMBOT_STATE_DIR": str(state),
+        "VMBOT_QUEUE": f"vmbot-test-{uuid.uuid4().hex[:8]}",
         "VMBOT_BACKEND": "local",
         "VMBOT_LOCAL_STEP_SECONDS": "0.2",
         "VMBOT_ADMIN_CHANNEL": ADMIN_CHANNEL,
@@ -182,3 +185,57 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         upgrade(url)
         return url
     return request.getfixturevalue("pg_url")
+
+
+@contextmanager
+def _scratch_database() -> Iterator[str]:
+    name = f"vmbot_scratch_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_SERVER).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": name},
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture
+def scratch_pg_url(pg_url: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own, for tests that scan every VM (reconcile)."""
+    with _scratch_database() as url:
+        yield url
+
+
+@pytest.fixture
+def scratch_redis_url(redis_url: str) -> Iterator[str]:
+    """A Redis database no session worker listens on, emptied before and after the test."""
+    url = make_url_redis(redis_url, db=14)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+def make_url_redis(url: str, *, db: int) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{db}"
+
+
+@pytest.fixture
+def fake_gce() -> Iterator[FakeComputeEngine]:
+    """The fake Compute Engine REST server, on a free port."""
+    fake = FakeComputeEngine()
+    fake.start()
+    yield fake
+    fake.stop()

@@ -36,9 +36,11 @@ VIEW = RequestView(
     status=RequestStatus.SUGGESTED,
     spec=SPEC,
     requester="U0MARIA",
+    requester_team="T0TEST",
     original_text="I need a Django dev server with Postgres and Redis for 2 hours",
     policy_decision="allow",
     policy_reason="under $1/h, no GPU",
+    policy_headroom="",
     approver=None,
     decided_at=None,
     channel="C1",
@@ -233,7 +235,7 @@ def test_modal_and_home_are_valid_views() -> None:
         running(replace(VIEW, id=i, spec=SPEC.model_copy(update={"name": f"vm-{i}"})))
         for i in range(40)
     ]
-    home = blocks.home_view(views)
+    home = blocks.home_view(views, NOW)
     View(**home).validate_json()
     assert len(home["blocks"]) <= 100
     assert all(f"vm-{i}" in json.dumps(home) for i in range(40))

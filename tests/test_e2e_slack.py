@@ -7,63 +7,13 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from slack_sdk.models.blocks import Block
 from sqlalchemy import func, select
 
 from bot import blocks as ids
-from bot.slack_emulator import Message, SlackEmulator
+from bot.slack_emulator import Message
 from db.models import AuditLog, RequestStatus, Vm, VmRequest, VmStatus
 from tests.conftest import Stack, unique
-
-DJANGO = "I need a Django dev server with Postgres and Redis for 2 hours"
-
-
-def assert_valid_blocks(blocks: list[dict]) -> None:
-    assert 0 < len(blocks) <= 50
-    for raw in blocks:
-        block = Block.parse(raw)
-        assert block is not None, raw
-        block.validate_json()
-
-
-def buttons(message: Message) -> dict[str, dict]:
-    return {
-        element["action_id"]: element
-        for block in message.blocks
-        if block["type"] == "actions"
-        for element in block["elements"]
-    }
-
-
-def ask(stack: Stack, user: str, channel: str, text: str = DJANGO) -> Message:
-    response_url = stack.emulator.make_response_url(channel=channel, user=user)
-    reply = stack.wire.send(
-        stack.wire.slash_command(user=user, channel=channel, text=text, response_url=response_url)
-    )
-    assert reply.status == 200, reply.body
-    return stack.emulator.wait_for(
-        lambda emu: next((m for m in emu.messages(channel) if not m.thread_ts), None)
-    )
-
-
-def click(stack: Stack, user: str, card: Message, action_id: str):
-    button = buttons(card)[action_id]
-    return stack.wire.send(
-        stack.wire.block_action(
-            user=user,
-            channel=card.channel,
-            message_ts=card.ts,
-            action_id=action_id,
-            value=button["value"],
-            response_url=stack.emulator.make_response_url(
-                channel=card.channel, user=user, message_ts=card.ts
-            ),
-        )
-    )
-
-
-def thread_texts(emu: SlackEmulator, card: Message) -> list[str]:
-    return [m.text for m in emu.thread(card.channel, card.ts)]
+from tests.slackflow import ask, assert_valid_blocks, buttons, click, thread_texts
 
 
 def test_request_approve_provision_running(stack: Stack, worker) -> None:
@@ -239,7 +189,32 @@ def test_expensive_request_goes_to_admin_channel(stack: Stack, worker) -> None:
         lambda e: any("it cannot be you" in r.payload.get("text", "") for r in e.responses)
     )
     click(stack, "U0BOOTADMIN", admin_card, ids.ADMIN_REJECT)
-    emu.wait_for(lambda e: "🚫 Rejected by <@U0BOOTADMIN>." in thread_texts(e, card))
+    modal = emu.wait_for(
+        lambda e: next((v for v in e.views if v.view.get("callback_id") == ids.REJECT_VIEW), None)
+    )
+    assert modal.view["private_metadata"] == buttons(admin_card)[ids.ADMIN_REJECT]["value"]
+
+    def reject(reason: str):
+        return stack.wire.send(
+            stack.wire.view_submission(
+                user="U0BOOTADMIN",
+                callback_id=ids.REJECT_VIEW,
+                metadata=modal.view["private_metadata"],
+                values={
+                    ids.REASON_BLOCK: {
+                        ids.REASON_INPUT: {"type": "plain_text_input", "value": reason}
+                    }
+                },
+            )
+        )
+
+    assert "errors" in reject("  ").body  # a reason is required, shown on the field
+    assert reject("No A100s this week; try an L4").status == 200
+    emu.wait_for(
+        lambda e: (
+            "🚫 Rejected by <@U0BOOTADMIN>: No A100s this week; try an L4" in thread_texts(e, card)
+        )
+    )
     updated = emu.message(admin_card.channel, admin_card.ts)
     assert updated is not None and "Rejected" in json.dumps(updated.blocks)
     assert not buttons(updated)

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from db.engine import make_engine, make_session_factory
 from db.models import AuditLog, RequestStatus, Role, Vm, VmStatus
 from provisioning.errors import AlreadyDecided, IllegalTransition, NotAllowed
+from provisioning.people import Actor, Directory
 from provisioning.policy import PolicyConfig
-from provisioning.service import Actor, Directory, RequestService
+from provisioning.service import RequestService
 from provisioning.spec import Cost, Gpu, VmSpec
 from provisioning.states import REQUEST_TRANSITIONS, VM_TRANSITIONS, move_request, move_vm
 from tests.conftest import unique

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from provisioning.errors import DomainError
-from provisioning.service import Actor
+from provisioning.people import Actor
 
 
 class BadPayload(DomainError):

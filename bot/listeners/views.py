@@ -7,13 +7,18 @@ from bot import blocks
 from bot.advisor import AdvisorError
 from bot.intake import suggest_and_post
 from bot.listeners.common import actor_from, request_id_from
+from bot.listeners.errors import guarded
 from bot.services import Services
 
 
-def _submitted_text(view: dict) -> str:
+def _value(view: dict, block_id: str, action_id: str) -> str:
     state = view.get("state", {}).get("values", {})
-    value = state.get(blocks.REQUEST_TEXT_BLOCK, {}).get(blocks.REQUEST_TEXT_INPUT, {}).get("value")
+    value = state.get(block_id, {}).get(action_id, {}).get("value")
     return (value or "").strip()
+
+
+def _submitted_text(view: dict) -> str:
+    return _value(view, blocks.REQUEST_TEXT_BLOCK, blocks.REQUEST_TEXT_INPUT)
 
 
 def register(app: App, services: Services) -> None:
@@ -29,7 +34,7 @@ def register(app: App, services: Services) -> None:
         channel = view.get("private_metadata") or actor.user_id
         suggest_and_post(services, client, actor, text, channel)
 
-    def on_modify(ack: Ack, body: dict, view: dict) -> None:
+    def on_modify(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
         text = _submitted_text(view)
         try:
             spec = services.advisor.suggest(text)
@@ -40,5 +45,34 @@ def register(app: App, services: Services) -> None:
         request_id = request_id_from(view.get("private_metadata"))
         services.requests.revise(request_id, actor_from(body), text, spec)
 
-    app.view(blocks.NEW_REQUEST_VIEW)(on_new_request)
-    app.view(blocks.MODIFY_VIEW)(on_modify)
+    def on_reject(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+        reason = _value(view, blocks.REASON_BLOCK, blocks.REASON_INPUT)
+        if not reason:
+            ack(response_action="errors", errors={blocks.REASON_BLOCK: "Say why, briefly."})
+            return
+        ack()
+        services.requests.reject(
+            request_id_from(view.get("private_metadata")), actor_from(body), reason
+        )
+
+    def on_key(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
+        from provisioning.sshkeys import InvalidKey, parse_public_key
+
+        try:
+            key = parse_public_key(_value(view, blocks.KEY_BLOCK, blocks.KEY_INPUT))
+        except InvalidKey as exc:
+            ack(response_action="errors", errors={blocks.KEY_BLOCK: str(exc)[:150]})
+            return
+        ack()
+        actor = actor_from(body)
+        services.people.set_key(actor, key.normalized_line, key.fingerprint_sha256)
+        client.chat_postMessage(
+            channel=actor.user_id,
+            text=f"🔑 Registered your {key.type} key {key.fingerprint_sha256}. "
+            "New VMs will let you in with it.",
+        )
+
+    app.view(blocks.NEW_REQUEST_VIEW)(guarded(on_new_request))
+    app.view(blocks.MODIFY_VIEW)(guarded(on_modify))
+    app.view(blocks.REJECT_VIEW)(guarded(on_reject))
+    app.view(blocks.KEY_VIEW)(guarded(on_key))
