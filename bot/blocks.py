@@ -167,6 +167,9 @@ def vm_line(view: RequestView) -> str:
     line = VM_LINE[vm.status]
     if vm.status is VmStatus.RUNNING:
         line += f" — {vm.ip} · {connect_hint(view)}"
+        if vm.running_at:
+            # Start time and rate, not a total: the card is not redrawn as the hours pass.
+            line += f" · up since {when(vm.running_at)} at {money(view.spec.cost.usd_per_hour)}/h"
         if vm.expires_at:
             line += f" · expires {when(vm.expires_at)}"
     elif vm.detail and vm.status in (VmStatus.PROVISIONING, VmStatus.FAILED):

@@ -230,7 +230,11 @@ def build_runtime(
     celery = celery or make_celery(settings)
     client = client or slack_client(settings)
     clock = clock or SystemClock()
-    notifier = SlackNotifier(client, admin_channel=settings.vmbot_admin_channel)
+    notifier = SlackNotifier(
+        client,
+        admin_channel=settings.vmbot_admin_channel,
+        min_update_interval=settings.vmbot_slack_update_interval,
+    )
     directory = Directory(
         admins=settings.admin_user_ids, default_role=Role(settings.vmbot_default_role)
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 from slack_sdk import WebClient
@@ -27,9 +30,16 @@ class SlackNotifier:
         *,
         admin_channel: str | None = None,
         refresh_home: Callable[[RequestView], None] | None = None,
+        min_update_interval: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._admin_channel = admin_channel
+        self._interval = min_update_interval
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        # (channel, ts) -> (hash of what it shows, when it was last updated)
+        self._shown: dict[tuple[str, str], tuple[int, float]] = {}
         # Set by the composition root: redraws the requester's App Home after a change.
         self.refresh_home = refresh_home
 
@@ -42,20 +52,33 @@ class SlackNotifier:
             # The job's state is in the database; a missed message must not fail the job.
             log.warning("could not update Slack for request %s (%s): %s", view.id, event, exc)
 
+    def _update(self, channel: str, ts: str, text: str, card: list[dict]) -> None:
+        """chat.update, skipped when the message already shows this, and spaced out per
+        message: Slack rate-limits chat.update (Tier 3), and a burst of progress would hit it."""
+        key, shown = (channel, ts), hash(json.dumps(card, sort_keys=True) + text)
+        with self._lock:
+            previous, at = self._shown.get(key, (None, 0.0))
+            if previous == shown:
+                return
+            wait = at + self._interval - time.monotonic()
+            self._shown[key] = (shown, max(time.monotonic(), at + self._interval))
+            if len(self._shown) > 10_000:  # a long-lived process must not grow without bound
+                self._shown.clear()
+        if wait > 0:
+            self._sleep(wait)
+        self._client.chat_update(channel=channel, ts=ts, text=text, blocks=card)
+
     def _deliver(self, view: RequestView, event: str | None, detail: str) -> None:
         if view.channel and view.message_ts:
-            self._client.chat_update(
-                channel=view.channel,
-                ts=view.message_ts,
-                text=blocks.card_text(view),
-                blocks=blocks.suggestion_card(view),
+            self._update(
+                view.channel, view.message_ts, blocks.card_text(view), blocks.suggestion_card(view)
             )
         if view.admin_channel and view.admin_message_ts:
-            self._client.chat_update(
-                channel=view.admin_channel,
-                ts=view.admin_message_ts,
-                text=blocks.card_text(view),
-                blocks=blocks.admin_card(view),
+            self._update(
+                view.admin_channel,
+                view.admin_message_ts,
+                blocks.card_text(view),
+                blocks.admin_card(view),
             )
         note = blocks.status_note(view, event, detail) if event else None
         if note and view.channel and view.thread_ts:

@@ -127,6 +127,11 @@ class RequestService:
                 )
             )
             request_id = req.id
+        if verdict.decision == "deny":
+            self._notifier.admin_alert(
+                f"<@{actor.user_id}> asked for {spec.name} ({spec.machine_type}, "
+                f"${spec.cost.usd_per_hour:.2f}/h) beyond policy: {verdict.reason}"
+            )
         return self.get(request_id)
 
     def attach_card(self, request_id: int, channel: str, ts: str) -> RequestView:
@@ -146,6 +151,7 @@ class RequestService:
     def approve(self, request_id: int, actor: Actor) -> RequestView:
         """Approve and enqueue provisioning. Exactly one of many concurrent approvals wins;
         the rest raise AlreadyDecided naming who decided."""
+        denied = ""
         try:
             with self._sessions.begin() as session:
                 req = self._load(session, request_id)
@@ -156,6 +162,7 @@ class RequestService:
                 verdict = self._verdict(
                     session, VmSpec.model_validate(req.spec), req.requester, req.slack_channel
                 )
+                denied = verdict.reason if verdict.decision == "deny" else ""
                 check_approval(
                     verdict,
                     actor_role=approver.role,
@@ -189,6 +196,13 @@ class RequestService:
                 session.add(vm)
                 session.flush()
                 vm_id = vm.id
+        except NotAllowed:
+            if denied:
+                self._notifier.admin_alert(
+                    f"<@{actor.user_id}> tried to approve request #{request_id}, "
+                    f"which policy denies now: {denied}"
+                )
+            raise
         except (IllegalTransition, IntegrityError):
             # Lost a race with another click: report what actually happened.
             with self._sessions() as session:

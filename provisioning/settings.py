@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None  # set it to use Socket Mode
     slack_api_url: str | None = None  # Web API base URL override (emulator, tests)
+    vmbot_slack_update_interval: float = Field(default=1.0, ge=0, le=60)
     port: int = Field(default=3000, ge=1, le=65535)
 
     # Storage and jobs

@@ -108,6 +108,7 @@ def stack_env(pg_url: str, redis_url: str, emulator: SlackEmulator, tmp_path_fac
         "VMBOT_QUEUE": f"vmbot-test-{uuid.uuid4().hex[:8]}",
         "VMBOT_BACKEND": "local",
         "VMBOT_LOCAL_STEP_SECONDS": "0.2",
+        "VMBOT_SLACK_UPDATE_INTERVAL": "0.05",
         "VMBOT_ADMIN_CHANNEL": ADMIN_CHANNEL,
         "VMBOT_ADMINS": "U0BOOTADMIN",
         "OPENAI_API_KEY": "",

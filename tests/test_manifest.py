@@ -13,7 +13,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST_PATH = PROJECT_ROOT / "app_manifest.yml"
 SCHEMA_PATH = PROJECT_ROOT.parent / "shared" / "slack" / "manifest.schema.1.0.0.json"
 
-REQUIRED_BOT_EVENTS = {"message.im", "app_mention", "app_home_opened"}
+REQUIRED_BOT_EVENTS = {
+    "message.im",
+    "app_mention",
+    "app_home_opened",
+    "message.channels",
+    "message.groups",
+}
 
 # Scopes Slack demands before it delivers each event; an event without its scope never arrives.
 SCOPES_FOR_EVENT = {
@@ -139,7 +145,8 @@ def test_vm_slash_command(manifest: dict[str, Any]):
     assert isinstance(command["usage_hint"], str)
     for word in ("list", "help"):
         assert word in command["usage_hint"]
-    assert command["should_escape"] is False
+    # `/vm admin role @user ROLE` needs mentions as user ids (<@U123|name>).
+    assert command["should_escape"] is True
 
 
 def test_bot_events_are_subscribed(manifest: dict[str, Any]):

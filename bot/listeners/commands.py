@@ -138,6 +138,7 @@ def register(app: App, services: Services) -> None:
     def on_vm(ack: Ack, body: dict, respond: Respond, client: WebClient) -> None:
         ack()
         ctx = Ctx(services, actor_from(body), body, respond, client)
+        services.people.person(ctx.actor)  # first sight creates the row; profile kept fresh
         try:
             command = cmd.parse(body.get("text") or "")
         except cmd.UsageError as exc:
