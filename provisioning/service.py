@@ -299,6 +299,22 @@ class RequestService:
         )
         return self.revise(request_id, actor, text, nearest, change="nearest allowed spec")
 
+    def _check_revise(self, session: Session, req: VmRequest, actor: Actor) -> User:
+        user = self._user(session, actor)
+        if user.id != req.requester_id:
+            raise NotAllowed("Only the requester can change this request.")
+        if req.status is not RequestStatus.SUGGESTED:
+            raise AlreadyDecided(
+                f"This request is {req.status.value} and can no longer be changed; "
+                "ask again with /vm for a new one."
+            )
+        return user
+
+    def check_can_revise(self, request_id: int, actor: Actor) -> None:
+        """Raise what `revise` would raise, before a form is opened for nothing."""
+        with self._sessions.begin() as session:
+            self._check_revise(session, self._load(session, request_id), actor)
+
     def revise(
         self, request_id: int, actor: Actor, text: str, spec: VmSpec, *, change: str = ""
     ) -> RequestView:
@@ -307,14 +323,7 @@ class RequestService:
         The thread is told what changed (`change` is what the person asked for)."""
         with self._sessions.begin() as session:
             req = self._load(session, request_id)
-            user = self._user(session, actor)
-            if user.id != req.requester_id:
-                raise NotAllowed("Only the requester can change this request.")
-            if req.status is not RequestStatus.SUGGESTED:
-                raise AlreadyDecided(
-                    f"This request is {req.status.value} and can no longer be changed; "
-                    "ask again with /vm for a new one."
-                )
+            user = self._check_revise(session, req, actor)
             # The name stays: it is how people refer to the VM in the thread.
             before = VmSpec.model_validate(req.spec)
             spec = spec.model_copy(update={"name": before.name})

@@ -6,6 +6,7 @@ from slack_sdk import WebClient
 from bot import blocks
 from bot.listeners.common import BadPayload, actor_from, request_id_from
 from bot.listeners.errors import guarded
+from bot.modify import modify_modal
 from bot.services import Services
 
 
@@ -71,15 +72,10 @@ def register(app: App, services: Services) -> None:
 
     def on_modify(ack: Ack, body: dict, action: dict, client: WebClient, respond: Respond) -> None:
         ack()
-        view = requests.get(request_id_from(action.get("value")))
+        request_id = request_id_from(action.get("value"))
+        requests.check_can_revise(request_id, actor_from(body))
         client.views_open(
-            trigger_id=body["trigger_id"],
-            view=blocks.request_modal(
-                callback_id=blocks.MODIFY_VIEW,
-                title="Modify the request",
-                initial=view.original_text,
-                metadata=str(view.id),
-            ),
+            trigger_id=body["trigger_id"], view=modify_modal(requests.get(request_id))
         )
 
     def on_extend(ack: Ack, body: dict, action: dict, respond: Respond, client: WebClient) -> None:

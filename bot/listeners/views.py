@@ -8,7 +8,9 @@ from bot.advisor import AdvisorError
 from bot.intake import suggest_and_post
 from bot.listeners.common import actor_from, request_id_from
 from bot.listeners.errors import guarded
+from bot.modify import read_modify
 from bot.services import Services
+from provisioning.catalog import default_catalog
 
 
 def _value(view: dict, block_id: str, action_id: str) -> str:
@@ -35,15 +37,17 @@ def register(app: App, services: Services) -> None:
         suggest_and_post(services, client, actor, text, channel)
 
     def on_modify(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
-        text = _submitted_text(view)
-        try:
-            spec = services.advisor.suggest(text)
-        except AdvisorError as exc:
-            ack(response_action="errors", errors={blocks.REQUEST_TEXT_BLOCK: str(exc)[:150]})
+        request_id = request_id_from(view.get("private_metadata"))
+        current = services.requests.get(request_id)
+        values = view.get("state", {}).get("values", {})
+        spec, errors = read_modify(values, current.spec, default_catalog())
+        if spec is None:
+            ack(response_action="errors", errors=errors)
             return
         ack()
-        request_id = request_id_from(view.get("private_metadata"))
-        services.requests.revise(request_id, actor_from(body), text, spec)
+        services.requests.revise(
+            request_id, actor_from(body), current.original_text, spec, change="edited in the form"
+        )
 
     def on_reject(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
         reason = _value(view, blocks.REASON_BLOCK, blocks.REASON_INPUT)
