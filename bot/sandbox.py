@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import re
 import secrets
@@ -232,6 +233,15 @@ def run_sandbox(*, port: int, state_dir: Path, chat: bool) -> int:
 
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
+    # The terminal is the chat; the app's own log goes to a file beside the worker's.
+    app_log = state_dir / "app.log"
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    file_handler = logging.FileHandler(app_log)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(file_handler)
+    root.setLevel(logging.INFO)
     token = "xoxb-sandbox-" + secrets.token_hex(12)  # fresh each run: no default secrets
     emulator = SlackEmulator(bot_token=token)
     emulator.start()
@@ -266,7 +276,7 @@ def run_sandbox(*, port: int, state_dir: Path, chat: bool) -> int:
             stderr=subprocess.STDOUT,
         )
     wire = SlackWire(env["SLACK_SIGNING_SECRET"], f"http://127.0.0.1:{port}/slack/events")
-    print(f"App on http://127.0.0.1:{port} (/healthz, /metrics) · worker log: {log_path}")
+    print(f"App on http://127.0.0.1:{port} (/healthz, /metrics) · logs: {app_log}, {log_path}")
     stop = threading.Event()
     try:
         if not chat:

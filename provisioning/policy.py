@@ -313,8 +313,8 @@ def _left(budget: float | None, spent: float) -> float | None:
 
 
 def headroom(role: Role, config: PolicyConfig, usage: Usage) -> str:
-    """One line for the card: what the user has left, e.g. "2 of 3 VMs · 16 of 32 vCPUs · $37.90
-    of $50 left this month". The team budget is added when it is the tighter one."""
+    """One line for the card: what the user has left, e.g. "You have 2 of 3 VMs · 16 of 32
+    vCPUs · $37.90 of $50 left this month". The team budget is added when it is the tighter one."""
     limits = config.limits[role]
     vms_left = max(0, limits.max_concurrent_vms - usage.running_vms)
     vcpus_left = max(0, limits.max_total_vcpus - usage.running_vcpus)
@@ -328,7 +328,7 @@ def headroom(role: Role, config: PolicyConfig, usage: Usage) -> str:
         parts.append(f"{_usd(user_left)} of {_usd(limits.monthly_budget_usd)}")
     else:
         parts.append("no personal budget")
-    line = " · ".join(parts) + " left this month"
+    line = "You have " + " · ".join(parts) + " left this month"
     if (
         config.team_monthly_budget_usd is not None
         and team_left is not None

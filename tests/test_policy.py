@@ -273,25 +273,26 @@ def test_unlimited_budgets_never_deny() -> None:
             Role.REQUESTER,
             CONFIG,
             Usage(running_vms=1, running_vcpus=16, month_spend_usd=162.1),
-            "2 of 3 VMs · 16 of 32 vCPUs · $37.90 of $200 left this month",
+            "You have 2 of 3 VMs · 16 of 32 vCPUs · $37.90 of $200 left this month",
         ),
         (
             Role.REQUESTER,
             CONFIG,
             Usage(running_vms=5, running_vcpus=40, month_spend_usd=300),
-            "0 of 3 VMs · 0 of 32 vCPUs · $0 of $200 left this month",
+            "You have 0 of 3 VMs · 0 of 32 vCPUs · $0 of $200 left this month",
         ),
         (
             Role.REQUESTER,
             CONFIG,
             Usage(month_spend_usd=10, team_month_spend_usd=4950),
-            "3 of 3 VMs · 32 of 32 vCPUs · $190 of $200 left this month (team: $50 of $5,000)",
+            "You have 3 of 3 VMs · 32 of 32 vCPUs · $190 of $200 left this month"
+            " (team: $50 of $5,000)",
         ),
         (
             Role.ADMIN,
             CONFIG,
             Usage(running_vms=2, running_vcpus=8, team_month_spend_usd=1200),
-            "48 of 50 VMs · 992 of 1000 vCPUs · no personal budget left this month "
+            "You have 48 of 50 VMs · 992 of 1000 vCPUs · no personal budget left this month "
             "(team: $3,800 of $5,000)",
         ),
     ],
