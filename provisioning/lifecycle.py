@@ -21,7 +21,7 @@ from provisioning.errors import IllegalTransition, NotAllowed, NotFound
 from provisioning.people import Actor, Directory, ensure_user
 from provisioning.policy import PolicyConfig
 from provisioning.ports import Clock, JobQueue, Notifier
-from provisioning.views import RequestView, request_view
+from provisioning.views import RequestView, request_view, requests_query
 
 LIVE = (VmStatus.QUEUED, VmStatus.PROVISIONING, VmStatus.RUNNING, VmStatus.STOPPING,
         VmStatus.STOPPED, VmStatus.FAILED)  # fmt: skip
@@ -78,17 +78,9 @@ class VmService:
         raise NotAllowed(f"Only {who} can {verb} `{vm.name}`.")
 
     def _view(self, session: Session, request_id: int) -> RequestView:
-        req = session.scalars(
-            select(VmRequest)
-            .where(VmRequest.id == request_id)
-            .options(
-                selectinload(VmRequest.requester),
-                selectinload(VmRequest.approver),
-                selectinload(VmRequest.vms),
-            )
-            .execution_options(populate_existing=True)
-        ).one()
-        return request_view(req)
+        return request_view(
+            session.scalars(requests_query().where(VmRequest.id == request_id)).one()
+        )
 
     def status(self, actor: Actor, name: str) -> RequestView:
         with self._sessions.begin() as session:
@@ -104,14 +96,9 @@ class VmService:
             if everyone and me.role is not Role.ADMIN:
                 raise NotAllowed("Only admins can list everyone's VMs; `/vm list` shows yours.")
             query = (
-                select(VmRequest)
+                requests_query()
                 .join(Vm, Vm.request_id == VmRequest.id)
                 .where(Vm.status.in_(LIVE))
-                .options(
-                    selectinload(VmRequest.requester),
-                    selectinload(VmRequest.approver),
-                    selectinload(VmRequest.vms),
-                )
                 .order_by(VmRequest.id.desc())
                 .limit(200)
             )

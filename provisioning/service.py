@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import AuditLog, RequestStatus, Role, User, Vm, VmRequest, VmStatus
 from provisioning.budget import usage_for
@@ -22,7 +22,7 @@ from provisioning.policy import PolicyConfig, Verdict, check_approval, evaluate
 from provisioning.ports import Clock, JobQueue, Notifier
 from provisioning.spec import VmSpec
 from provisioning.states import move_request
-from provisioning.views import RequestView, request_view
+from provisioning.views import RequestView, request_view, requests_query
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +63,7 @@ class RequestService:
     # -- reading -------------------------------------------------------------------------
 
     def _load(self, session: Session, request_id: int) -> VmRequest:
-        req = session.scalars(
-            select(VmRequest)
-            .where(VmRequest.id == request_id)
-            .options(
-                selectinload(VmRequest.requester),
-                selectinload(VmRequest.approver),
-                selectinload(VmRequest.vms),
-            )
-            .execution_options(populate_existing=True)
-        ).one_or_none()
+        req = session.scalars(requests_query().where(VmRequest.id == request_id)).one_or_none()
         if req is None:
             raise NotFound(f"I can't find request #{request_id}. It may have been removed.")
         return req
@@ -382,13 +373,8 @@ class RequestService:
         with self._sessions.begin() as session:
             user = self._user(session, actor)
             base = (
-                select(VmRequest)
+                requests_query()
                 .where(VmRequest.status.in_(OPEN))
-                .options(
-                    selectinload(VmRequest.requester),
-                    selectinload(VmRequest.approver),
-                    selectinload(VmRequest.vms),
-                )
                 .order_by(VmRequest.id.desc())
                 .limit(20)
             )

@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Select, select
+from sqlalchemy.orm import selectinload
+
 from db.models import RequestStatus, Vm, VmRequest, VmStatus
 from provisioning.spec import VmSpec
 
@@ -48,6 +51,19 @@ class RequestView:
     @property
     def is_open(self) -> bool:
         return self.status in (RequestStatus.SUGGESTED, RequestStatus.PENDING_APPROVAL)
+
+
+def requests_query() -> Select[VmRequest]:
+    """Requests with everything a RequestView needs, fresh from the database."""
+    return (
+        select(VmRequest)
+        .options(
+            selectinload(VmRequest.requester),
+            selectinload(VmRequest.approver),
+            selectinload(VmRequest.vms),
+        )
+        .execution_options(populate_existing=True)
+    )
 
 
 def vm_view(vm: Vm) -> VmView:
