@@ -44,6 +44,42 @@ def sources_of(table: dict[Any, frozenset[Any]], target: Any) -> set[Any]:
     return {src for src, targets in table.items() if target in targets}
 
 
+def _move(
+    session: Session,
+    model: type[VmRequest] | type[Vm],
+    kind: str,
+    table: dict[Any, frozenset[Any]],
+    row_id: int,
+    to: Any,
+    *,
+    actor: str,
+    only_from: set[Any] | None,
+    details: dict[str, Any] | None,
+    values: dict[str, Any],
+) -> None:
+    allowed = sources_of(table, to)
+    if only_from is not None:
+        allowed &= only_from
+    result = session.execute(
+        update(model)
+        .where(model.id == row_id, model.status.in_(allowed))
+        .values(status=to, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        current = session.scalar(select(model.status).where(model.id == row_id))
+        label = "request" if kind == "request" else "VM"
+        raise IllegalTransition(f"{label} {row_id} is {current}, it cannot become {to}")
+    session.add(
+        AuditLog(
+            actor=actor,
+            action=f"{kind}.{to.value}",
+            target=f"{kind}:{row_id}",
+            details=details or {},
+        )
+    )
+
+
 def move_request(
     session: Session,
     request_id: int,
@@ -59,26 +95,8 @@ def move_request(
     Guarantees: at most one of any number of concurrent callers succeeds for a given source
     state; the audit row is written in the caller's transaction (nothing is committed here).
     """
-    allowed = sources_of(REQUEST_TRANSITIONS, to)
-    if only_from is not None:
-        allowed &= only_from
-    result = session.execute(
-        update(VmRequest)
-        .where(VmRequest.id == request_id, VmRequest.status.in_(allowed))
-        .values(status=to, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        current = session.scalar(select(VmRequest.status).where(VmRequest.id == request_id))
-        raise IllegalTransition(f"request {request_id} is {current}, it cannot become {to}")
-    session.add(
-        AuditLog(
-            actor=actor,
-            action=f"request.{to.value}",
-            target=f"request:{request_id}",
-            details=details or {},
-        )
-    )
+    _move(session, VmRequest, "request", REQUEST_TRANSITIONS, request_id, to, actor=actor,
+          only_from=only_from, details=details, values=values)  # fmt: skip
 
 
 def move_vm(
@@ -92,23 +110,5 @@ def move_vm(
     **values: Any,
 ) -> None:
     """Move a VM to `to`; same guarantees as `move_request`."""
-    allowed = sources_of(VM_TRANSITIONS, to)
-    if only_from is not None:
-        allowed &= only_from
-    result = session.execute(
-        update(Vm)
-        .where(Vm.id == vm_id, Vm.status.in_(allowed))
-        .values(status=to, updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        current = session.scalar(select(Vm.status).where(Vm.id == vm_id))
-        raise IllegalTransition(f"VM {vm_id} is {current}, it cannot become {to}")
-    session.add(
-        AuditLog(
-            actor=actor,
-            action=f"vm.{to.value}",
-            target=f"vm:{vm_id}",
-            details=details or {},
-        )
-    )
+    _move(session, Vm, "vm", VM_TRANSITIONS, vm_id, to, actor=actor,
+          only_from=only_from, details=details, values=values)  # fmt: skip
