@@ -35,8 +35,8 @@ def traces(stack: Stack, user: str, channel: str) -> list[object]:
     [
         pytest.param({"signature": "v0=" + "0" * 64}, id="forged-signature"),
         pytest.param({"signature": ""}, id="missing-signature"),
-        pytest.param({"timestamp": int(time.time()) - 6 * 60}, id="stale-6-minutes"),
-        pytest.param({"timestamp": int(time.time()) + 6 * 60}, id="from-the-future"),
+        pytest.param({"age": 6 * 60}, id="stale-6-minutes"),
+        pytest.param({"age": -6 * 60}, id="from-the-future"),
     ],
 )
 def test_bad_signatures_are_refused(stack: Stack, tamper: dict) -> None:
@@ -47,6 +47,9 @@ def test_bad_signatures_are_refused(stack: Stack, tamper: dict) -> None:
         text="2 cpus for 1 hour",
         response_url=stack.emulator.make_response_url(channel=channel, user=user),
     )
+    # Timestamps are taken now, not when the tests were collected.
+    if "age" in tamper:
+        tamper = {"timestamp": int(time.time()) - tamper["age"]}
     reply = stack.wire.send(body, **tamper)
     assert reply.status == 401
     time.sleep(0.3)  # anything the app might wrongly do runs after the response
