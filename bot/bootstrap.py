@@ -168,6 +168,7 @@ class Runtime:
     advisor: Advisor
     backend: CloudBackend
     clock: Clock
+    policy: PolicyConfig
     _provisioner: Provisioner | None = field(default=None, repr=False)
 
     def services(self) -> Services:
@@ -192,6 +193,7 @@ class Runtime:
                 locks=build_locks(self.settings),
                 regions=build_region_chooser(self.settings, self.backend),
                 stuck_after=timedelta(seconds=self.settings.vmbot_stuck_after_seconds),
+                lifetime_limit=lambda role: self.policy.limits[role].max_ttl_hours,
             )
         return self._provisioner
 
@@ -278,6 +280,7 @@ def build_runtime(
         advisor=advisor or build_advisor(settings),
         backend=backend or build_backend(settings),
         clock=clock,
+        policy=policy,
     )
 
 

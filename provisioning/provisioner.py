@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.models import AuditLog, Vm, VmStatus
+from db.models import AuditLog, Role, Vm, VmStatus
 from provisioning import startup
 from provisioning.catalog import CatalogError, price_spec
 from provisioning.errors import BackendError, IllegalTransition, TransientError
@@ -59,6 +59,7 @@ class _Snapshot:
     owner: str
     ssh_key: str | None
     spec: VmSpec
+    owner_role: Role
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Provisioner:
         regions: RegionChooser | None = None,
         stuck_after: timedelta = timedelta(minutes=15),
         sleep: Callable[[float], None] = time.sleep,
+        lifetime_limit: Callable[[Role], float] | None = None,
     ) -> None:
         self._sessions = session_factory
         self._backend = backend
@@ -95,6 +97,8 @@ class Provisioner:
         self._regions = regions
         self._stuck_after = stuck_after
         self._sleep = sleep
+        # The longest a VM of a role may live, extensions included: the cloud-side backstop.
+        self._lifetime_limit = lifetime_limit
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -118,6 +122,7 @@ class Provisioner:
                 owner=requester.slack_user_id,
                 ssh_key=requester.ssh_public_key,
                 spec=VmSpec.model_validate(vm.request.spec),
+                owner_role=requester.role,
             )
 
     @contextmanager
@@ -248,6 +253,20 @@ class Provisioner:
             note = f" ({spec.region} is {reason}; now ${cost.usd_per_hour:.3f}/h)"
         return note, {**details, "usd_per_hour": cost.usd_per_hour}
 
+    def _backstop_hours(self, vm: _Snapshot) -> float | None:
+        """Compute Engine deletes the VM after this many hours even if we are down.
+
+        It is set to the longest lifetime the owner's role allows, not to the TTL: a running
+        VM's max_run_duration cannot be moved (terraform would replace the instance), and this
+        way every extension the policy allows stays inside the backstop.
+        """
+        ttl = vm.spec.ttl_hours
+        if ttl is None:
+            return None
+        if self._lifetime_limit is None:
+            return ttl
+        return max(ttl, self._lifetime_limit(vm.owner_role))
+
     def _instance_request(self, vm: _Snapshot) -> InstanceRequest:
         spec = vm.spec
         owner = vm.owner.lower()
@@ -268,7 +287,7 @@ class Provisioner:
             spot=spec.spot,
             packages=spec.packages,
             labels=labels,
-            max_run_hours=spec.ttl_hours,
+            max_run_hours=self._backstop_hours(vm),
             os_family=spec.os_family,
             startup_script=startup.render(spec.packages, spec.os_family, spec.os_image),
             ssh_keys=(f"{owner}:{vm.ssh_key.strip()}",) if vm.ssh_key else (),

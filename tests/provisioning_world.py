@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +91,7 @@ def build_world(
     *,
     backend: CloudBackend | None = None,
     caps: dict[str, int] | None = None,
+    lifetime_limit: Callable[[Role], float] | None = None,
 ) -> World:
     engine = make_engine(url)
     sessions = make_session_factory(engine)
@@ -121,5 +123,6 @@ def build_world(
         jobs=jobs,
         locks=locks,
         regions=regions,
+        lifetime_limit=lifetime_limit,
     )
     return World(sessions, requests, provisioner, backend, jobs, notifier, clock, locks, regions)

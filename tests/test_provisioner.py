@@ -12,6 +12,8 @@ from db.migrate import upgrade
 from db.models import VmStatus
 from provisioning.backends.local import LocalBackend
 from provisioning.locks import FileLocks, LockHeld, vm_key
+from provisioning.ports import Instance, InstanceRequest, Progress
+from provisioning.spec import Cost
 from tests.provisioning_world import World, build_world
 
 
@@ -196,3 +198,28 @@ def test_two_workers_on_one_vm_make_one_instance(scratch_pg_url: str, tmp_path: 
     assert world.vm(vm_id).status is VmStatus.RUNNING
     assert world.audit(vm_id) == ["vm.provisioning", "vm.running"]
     assert slow.inserts() == [world.vm(vm_id).name]
+
+
+class RecordingBackend(LocalBackend):
+    """The local cloud, remembering what it was asked to create."""
+
+    def __init__(self, state_dir: Path) -> None:
+        super().__init__(state_dir, step_seconds=0, sleep=lambda _: None)
+        self.requests: list[InstanceRequest] = []
+
+    def create(self, request: InstanceRequest, progress: Progress) -> Instance:
+        self.requests.append(request)
+        return super().create(request, progress)
+
+
+@pytest.mark.parametrize(("ttl", "backstop"), [(2.0, 72.0), (24.0, 72.0)])
+def test_backstop_is_the_longest_lifetime_the_role_allows(
+    sqlite_url: str, tmp_path: Path, ttl: float | None, backstop: float | None
+) -> None:
+    """Every extension the policy allows stays inside Compute Engine's max_run_duration."""
+    backend = RecordingBackend(tmp_path / "cloud")
+    world = build_world(sqlite_url, tmp_path, backend=backend, lifetime_limit=lambda role: 72.0)
+    cost = Cost(usd_per_hour=0.07, usd_total=0.07 * ttl if ttl else None)
+    vm_id = world.approved(ttl_hours=ttl, cost=cost)
+    world.provisioner.provision(vm_id)
+    assert backend.requests[-1].max_run_hours == backstop
