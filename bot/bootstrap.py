@@ -194,6 +194,7 @@ class Runtime:
                 regions=build_region_chooser(self.settings, self.backend),
                 stuck_after=timedelta(seconds=self.settings.vmbot_stuck_after_seconds),
                 lifetime_limit=lambda role: self.policy.limits[role].max_ttl_hours,
+                expiry_action=self.policy.vm_expiry_action,
             )
         return self._provisioner
 

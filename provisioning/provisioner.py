@@ -86,6 +86,7 @@ class Provisioner:
         stuck_after: timedelta = timedelta(minutes=15),
         sleep: Callable[[float], None] = time.sleep,
         lifetime_limit: Callable[[Role], float] | None = None,
+        expiry_action: str = "destroy",
     ) -> None:
         self._sessions = session_factory
         self._backend = backend
@@ -99,6 +100,7 @@ class Provisioner:
         self._sleep = sleep
         # The longest a VM of a role may live, extensions included: the cloud-side backstop.
         self._lifetime_limit = lifetime_limit
+        self._expiry_action = expiry_action  # the policy's vm_expiry.action: destroy or stop
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -420,13 +422,16 @@ class Provisioner:
     # -- beat -----------------------------------------------------------------------------
 
     def expire_due(self) -> list[int]:
-        """Destroy every running or stopped VM whose time is over; returns their ids."""
+        """Destroy (or, if the policy says so, stop) every VM whose time is over; returns ids."""
         now = self._clock.now()
+        stopping = self._expiry_action == "stop"
+        # A stopped VM has already had its expiry when the policy stops rather than destroys.
+        states = [VmStatus.RUNNING] if stopping else [VmStatus.RUNNING, VmStatus.STOPPED]
         with self._sessions() as session:
             due = list(
                 session.scalars(
                     select(Vm.id).where(
-                        Vm.status.in_([VmStatus.RUNNING, VmStatus.STOPPED]),
+                        Vm.status.in_(states),
                         Vm.expires_at.is_not(None),
                         Vm.expires_at <= now,
                     )
@@ -434,7 +439,10 @@ class Provisioner:
             )
         for vm_id in due:
             try:
-                self.destroy(vm_id, reason="Expired: its time was up")
+                if stopping:
+                    self.stop(vm_id)
+                else:
+                    self.destroy(vm_id, reason="Expired: its time was up")
             except TransientError as exc:  # LockHeld included: busy VMs expire next round
                 log.info("VM %s did not expire this round: %s", vm_id, exc)
         return due

@@ -92,6 +92,7 @@ def build_world(
     backend: CloudBackend | None = None,
     caps: dict[str, int] | None = None,
     lifetime_limit: Callable[[Role], float] | None = None,
+    expiry_action: str = "destroy",
 ) -> World:
     engine = make_engine(url)
     sessions = make_session_factory(engine)
@@ -124,5 +125,6 @@ def build_world(
         locks=locks,
         regions=regions,
         lifetime_limit=lifetime_limit,
+        expiry_action=expiry_action,
     )
     return World(sessions, requests, provisioner, backend, jobs, notifier, clock, locks, regions)

@@ -223,3 +223,13 @@ def test_backstop_is_the_longest_lifetime_the_role_allows(
     vm_id = world.approved(ttl_hours=ttl, cost=cost)
     world.provisioner.provision(vm_id)
     assert backend.requests[-1].max_run_hours == backstop
+
+
+def test_policy_can_stop_rather_than_destroy_at_expiry(sqlite_url: str, tmp_path: Path) -> None:
+    world = build_world(sqlite_url, tmp_path / "cloud", expiry_action="stop")
+    vm_id = world.approved()
+    world.provisioner.provision(vm_id)
+    world.clock.advance(hours=3)
+    assert world.provisioner.expire_due() == [vm_id]
+    assert world.vm(vm_id).status is VmStatus.STOPPED
+    assert world.provisioner.expire_due() == []  # stopped once; not again every round
