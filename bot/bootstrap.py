@@ -28,7 +28,6 @@ from bot.profiles import SlackProfiles
 from bot.services import Services
 from db.engine import make_engine, make_session_factory
 from db.models import Role
-from provisioning.backends.gce import GceBackend
 from provisioning.backends.local import LocalBackend
 from provisioning.backends.terraform import DEFAULT_MODULE_DIR, TerraformBackend
 from provisioning.catalog import default_catalog
@@ -76,7 +75,10 @@ def build_backend(settings: Settings) -> CloudBackend:
     )
 
 
-def build_gce_backend(settings: Settings) -> GceBackend:
+def build_gce_backend(settings: Settings) -> CloudBackend:
+    # Imported here: google-cloud-compute takes seconds to load, and only this backend needs it.
+    from provisioning.backends.gce import GceBackend
+
     if not settings.gcp_project_id:
         raise ConfigError("VMBOT_BACKEND=gce needs GCP_PROJECT_ID: the project to make VMs in.")
     return GceBackend(
