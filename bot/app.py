@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from bot import listeners
@@ -23,8 +24,19 @@ def build_app(settings: Settings, services: Services, client: WebClient) -> App:
         # listener goes on in Bolt's thread pool.
         process_before_response=False,
     )
+    app.middleware(_skip_event_retries)
     listeners.register(app, services)
     return app
+
+
+def _skip_event_retries(
+    req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+) -> BoltResponse:
+    """Every event is acked at once, so a retry (X-Slack-Retry-Num) means Slack missed our
+    answer, not that we missed the event: doing it again would post a second card."""
+    if req.headers.get("x-slack-retry-num") and req.body.get("type") == "event_callback":
+        return BoltResponse(status=200, body="")
+    return next()
 
 
 class _ClientGivenFilter(logging.Filter):

@@ -412,7 +412,7 @@ def vm_buttons(view: RequestView) -> Block | None:
     if vm is None:
         return None
     elements = []
-    if vm.status in (VmStatus.RUNNING, VmStatus.STOPPED):
+    if vm.status in (VmStatus.RUNNING, VmStatus.STOPPED) and vm.expires_at is not None:
         elements.append(_button("Extend 1h", VM_EXTEND, f"{vm.name}:1"))
     if vm.status is VmStatus.RUNNING:
         elements.append(_button("Stop", VM_STOP, vm.name))

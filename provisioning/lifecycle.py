@@ -169,18 +169,22 @@ class VmService:
             self._mine_or(me, vm, Role.ADMIN, "extend")
             if vm.status not in (VmStatus.RUNNING, VmStatus.STOPPED):
                 raise IllegalTransition(f"`{name}` is {vm.status.value}; it cannot be extended.")
-            base = max(vm.expires_at or now, now)
+            if vm.expires_at is None:
+                raise IllegalTransition(f"`{name}` has no expiry, so there is nothing to extend.")
+            base = max(vm.expires_at, now)
             new_expiry = base + timedelta(hours=hours)
             owner_role = vm.request.requester.role
             limit = self._policy().limits[owner_role].max_ttl_hours
             started = vm.running_at or vm.created_at
             lifetime = (new_expiry - started).total_seconds() / 3600
-            if lifetime > limit and me.role is not Role.ADMIN:
+            # Admins included: Compute Engine deletes the VM at this lifetime in any case
+            # (its max_run_duration backstop is set from the same limit).
+            if lifetime > limit:
                 room = max(0.0, limit - (base - started).total_seconds() / 3600)
                 raise NotAllowed(
-                    f"That would keep `{name}` for {lifetime:.1f} h in all; the limit is "
-                    f"{limit:g} h, so you can extend it by at most {room:.1f} h. "
-                    "An admin can extend it further."
+                    f"That would keep `{name}` for {lifetime:.1f} h in all; the limit for its "
+                    f"owner is {limit:g} h, so it can be extended by at most {room:.1f} h. "
+                    "For longer, ask for a new VM."
                 )
             before = vm.expires_at
             vm.expires_at = new_expiry

@@ -62,7 +62,11 @@ class RequestService:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _load(self, session: Session, request_id: int) -> VmRequest:
+    def _load(self, session: Session, request_id: int, *, lock: bool = False) -> VmRequest:
+        if lock:  # row lock until the transaction ends (PostgreSQL; SQLite locks the file)
+            session.execute(
+                select(VmRequest.id).where(VmRequest.id == request_id).with_for_update()
+            )
         req = session.scalars(requests_query().where(VmRequest.id == request_id)).one_or_none()
         if req is None:
             raise NotFound(f"I can't find request #{request_id}. It may have been removed.")
@@ -145,8 +149,13 @@ class RequestService:
         denied = ""
         try:
             with self._sessions.begin() as session:
-                req = self._load(session, request_id)
+                # Locked: a revision cannot slip in between the policy check and the approval,
+                # and the requester's other approvals wait, so quotas are counted one at a time.
+                req = self._load(session, request_id, lock=True)
                 self._ensure_open(req)
+                session.execute(
+                    select(User.id).where(User.id == req.requester_id).with_for_update()
+                )
                 approver = self._user(session, actor)
                 # Policy is evaluated again here, authoritatively: the requester's role, VMs and
                 # spend as they are now, not as they were when the card was drawn.
@@ -205,12 +214,20 @@ class RequestService:
         return view
 
     def request_approval(self, request_id: int, actor: Actor) -> RequestView:
+        """Send the request to the approvers. Pressing it again is harmless: it says the
+        request is with them, or, if the admin card never got posted, lets it be posted again."""
         with self._sessions.begin() as session:
-            req = self._load(session, request_id)
+            req = self._load(session, request_id, lock=True)
             self._ensure_open(req)
             user = self._user(session, actor)
             if user.id != req.requester_id:
                 raise NotAllowed("Only the requester can ask for approval of this request.")
+            if req.status is RequestStatus.PENDING_APPROVAL:
+                if req.admin_message_ts:
+                    raise AlreadyDecided(
+                        "It is already with the approvers; their decision will show here."
+                    )
+                return request_view(req)
             move_request(
                 session,
                 req.id,
@@ -313,7 +330,7 @@ class RequestService:
 
         The thread is told what changed (`change` is what the person asked for)."""
         with self._sessions.begin() as session:
-            req = self._load(session, request_id)
+            req = self._load(session, request_id, lock=True)
             user = self._check_revise(session, req, actor)
             # The name stays: it is how people refer to the VM in the thread.
             before = VmSpec.model_validate(req.spec)

@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import re
+import time
+import urllib.request
 from dataclasses import dataclass
 
 import pytest
@@ -115,7 +117,7 @@ def test_list_status_extend(stack: Stack, worker) -> None:
 
     # Over the requester's 72 h lifetime limit: refused, and nothing changes.
     command(stack, vm.user, vm.channel, f"extend {vm.name} 4d")
-    wait_answer(emu, vm.channel, "the limit is 72 h")
+    wait_answer(emu, vm.channel, "the limit for its owner is 72 h")
     assert vm_row(stack, vm.name).expires_at == after
 
 
@@ -287,3 +289,61 @@ def test_power_verbs_say_what_state_is_needed(stack: Stack, verb: str) -> None:
     user, channel = unique("U"), unique("C")
     command(stack, user, channel, f"{verb} no-such-vm")
     wait_answer(stack.emulator, channel, "I don't know a VM called `no-such-vm`")
+
+
+def test_channel_chatter_is_not_a_request_but_dms_and_mentions_are(stack: Stack) -> None:
+    emu, wire = stack.emulator, stack.wire
+    user, channel = unique("U"), unique("C")
+
+    def event(**fields: object) -> None:
+        fields.setdefault("ts", f"{1800000000 + len(emu.calls)}.000100")
+        assert wire.send(wire.event({"type": "message", "user": user, **fields})).status == 200
+
+    event(channel=channel, text="anyone free for lunch?", channel_type="channel")
+    # An @-mention arrives twice: as app_mention and as a channel message. One card only.
+    mention = {
+        "channel": channel,
+        "user": user,
+        "text": "<@U0VMBOT> a redis box for 1 hour",
+        "ts": "1800000001.000200",
+    }
+    assert wire.send(wire.event({"type": "app_mention", **mention})).status == 200
+    assert (
+        wire.send(wire.event({"type": "message", "channel_type": "channel", **mention})).status
+        == 200
+    )
+    # Slack retrying an event we already acked changes nothing either.
+    retried = wire.event({"type": "app_mention", **mention})
+    headers_retry = wire.headers(retried, content_type="application/json")
+    headers_retry["X-Slack-Retry-Num"] = "1"
+
+    request = urllib.request.Request(wire.events_url, data=retried.encode(), headers=headers_retry)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    card = emu.wait_for(lambda e: next(iter(e.messages(channel)), None))
+    time.sleep(0.5)
+    cards = [m for m in emu.messages(channel) if not m.thread_ts]
+    assert cards == [card] and "redis" in json.dumps(card.blocks)
+
+    # A DM is a request.
+    event(channel=f"D{user}", text="a flask box for 2 hours", channel_type="im")
+    emu.wait_for(lambda e: next((m for m in e.messages(f"D{user}") if m.blocks), None))
+
+    # Someone else's reply in the card's thread is conversation, not a change.
+    stranger = unique("U")
+    wire.send(
+        wire.event(
+            {
+                "type": "message",
+                "channel": channel,
+                "user": stranger,
+                "text": "make it 8 cpus",
+                "ts": "1800000002.000300",
+                "thread_ts": card.ts,
+                "channel_type": "channel",
+            }
+        )
+    )
+    time.sleep(0.5)
+    assert emu.thread(channel, card.ts) == []
+    assert emu.message(channel, card.ts).updates == card.updates  # type: ignore[union-attr]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import blocks
 from bot.listeners.common import BadPayload, actor_from, request_id_from
@@ -36,7 +37,15 @@ def register(app: App, services: Services) -> None:
     ) -> None:
         ack()
         view = requests.request_approval(request_id_from(action.get("value")), actor_from(body))
-        posted = services.notifier.post_admin_card(view)
+        try:
+            posted = services.notifier.post_admin_card(view)
+        except SlackApiError as exc:
+            say_privately(
+                respond,
+                f"I couldn't post to the admin channel ({exc.response.get('error')}). "
+                "Ask an admin to invite me there, then press Request approval again.",
+            )
+            return
         if posted:
             requests.attach_admin_card(view.id, *posted)
         else:

@@ -22,6 +22,12 @@ def actor_from(body: dict[str, Any]) -> Actor:
         team_id = body.get("team_id")
     if not user_id or not team_id:
         raise BadPayload("Slack sent a request without a user or team, so I ignored it.")
+    # In a channel shared with another organisation, people of that organisation are not ours:
+    # they get no role here, not even the default one.
+    event = body.get("event") or {}
+    own_team = (user.get("team_id") if isinstance(user, dict) else None) or event.get("user_team")
+    if own_team and own_team != team_id:
+        raise BadPayload("Only members of this workspace can use vmbot here.")
     return Actor(team_id=str(team_id), user_id=str(user_id))
 
 

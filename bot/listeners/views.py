@@ -26,11 +26,18 @@ def _submitted_text(view: dict) -> str:
 def register(app: App, services: Services) -> None:
     def on_new_request(ack: Ack, body: dict, view: dict, client: WebClient) -> None:
         text = _submitted_text(view)
-        try:
-            services.advisor.suggest(text)  # validate before closing the form
-        except AdvisorError as exc:
-            ack(response_action="errors", errors={blocks.REQUEST_TEXT_BLOCK: str(exc)[:150]})
+        if not text:
+            ack(response_action="errors", errors={blocks.REQUEST_TEXT_BLOCK: "Say what you need."})
             return
+        if not services.slow_advisor:
+            # The rules engine answers in a millisecond, so its objections can go on the field.
+            # An LLM could outlast Slack's 3 seconds: then the form closes first and any
+            # objection comes as a message.
+            try:
+                services.advisor.suggest(text)
+            except AdvisorError as exc:
+                ack(response_action="errors", errors={blocks.REQUEST_TEXT_BLOCK: str(exc)[:150]})
+                return
         ack()
         actor = actor_from(body)
         channel = view.get("private_metadata") or actor.user_id
