@@ -190,9 +190,16 @@ def test_expensive_request_goes_to_admin_channel(stack: Stack, worker) -> None:
     )
     click(stack, "U0BOOTADMIN", admin_card, ids.ADMIN_REJECT)
     modal = emu.wait_for(
-        lambda e: next((v for v in e.views if v.view.get("callback_id") == ids.REJECT_VIEW), None)
+        lambda e: next(
+            (
+                v
+                for v in e.views
+                if v.view.get("callback_id") == ids.REJECT_VIEW
+                and v.view.get("private_metadata") == buttons(admin_card)[ids.ADMIN_REJECT]["value"]
+            ),
+            None,
+        )
     )
-    assert modal.view["private_metadata"] == buttons(admin_card)[ids.ADMIN_REJECT]["value"]
 
     def reject(reason: str):
         return stack.wire.send(
