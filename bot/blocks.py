@@ -343,33 +343,65 @@ def failure_alert(view: RequestView, reason: str) -> list[Block]:
     return [{"type": "section", "text": _mrkdwn(text)}]
 
 
-def request_modal(*, callback_id: str, title: str, initial: str = "", metadata: str = "") -> Block:
-    return {
-        "type": "modal",
-        "callback_id": callback_id,
-        "private_metadata": metadata,
-        "title": {"type": "plain_text", "text": title},
-        "submit": {"type": "plain_text", "text": "Suggest"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": REQUEST_TEXT_BLOCK,
-                "label": {"type": "plain_text", "text": "What do you need?"},
-                "hint": {
-                    "type": "plain_text",
-                    "text": "e.g. a Django dev server with Postgres and Redis for 2 hours",
-                },
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": REQUEST_TEXT_INPUT,
-                    "multiline": True,
-                    "max_length": MAX_PLAIN_INPUT,
-                    "initial_value": clip(initial, MAX_PLAIN_INPUT),
-                },
-            }
-        ],
+def _text_modal(
+    *,
+    callback_id: str,
+    title: str,
+    submit: str,
+    close: str,
+    block_id: str,
+    action_id: str,
+    label: str,
+    max_length: int = MAX_PLAIN_INPUT,
+    hint: str | None = None,
+    initial: str | None = None,
+    placeholder: str | None = None,
+    metadata: str | None = None,
+) -> Block:
+    """A modal with one multi-line text field: the shape of every form but Modify."""
+    element: Block = {
+        "type": "plain_text_input",
+        "action_id": action_id,
+        "multiline": True,
+        "max_length": max_length,
     }
+    if initial is not None:
+        element["initial_value"] = clip(initial, max_length)
+    if placeholder is not None:
+        element["placeholder"] = {"type": "plain_text", "text": placeholder}
+    field: Block = {
+        "type": "input",
+        "block_id": block_id,
+        "label": {"type": "plain_text", "text": label},
+        "element": element,
+    }
+    if hint is not None:
+        field["hint"] = {"type": "plain_text", "text": hint}
+    modal: Block = {"type": "modal", "callback_id": callback_id}
+    if metadata is not None:
+        modal["private_metadata"] = metadata
+    modal |= {
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": submit},
+        "close": {"type": "plain_text", "text": close},
+        "blocks": [field],
+    }
+    return modal
+
+
+def request_modal(*, callback_id: str, title: str, initial: str = "", metadata: str = "") -> Block:
+    return _text_modal(
+        callback_id=callback_id,
+        title=title,
+        submit="Suggest",
+        close="Cancel",
+        block_id=REQUEST_TEXT_BLOCK,
+        action_id=REQUEST_TEXT_INPUT,
+        label="What do you need?",
+        hint="e.g. a Django dev server with Postgres and Redis for 2 hours",
+        initial=initial,
+        metadata=metadata,
+    )
 
 
 HELP = (
@@ -534,56 +566,31 @@ REASON_INPUT = "text"
 
 
 def reject_modal(request_id: int) -> Block:
-    return {
-        "type": "modal",
-        "callback_id": REJECT_VIEW,
-        "private_metadata": str(request_id),
-        "title": {"type": "plain_text", "text": "Reject the request"},
-        "submit": {"type": "plain_text", "text": "Reject"},
-        "close": {"type": "plain_text", "text": "Back"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": REASON_BLOCK,
-                "label": {"type": "plain_text", "text": "Why? The requester will see this."},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": REASON_INPUT,
-                    "multiline": True,
-                    "max_length": 500,
-                },
-            }
-        ],
-    }
+    return _text_modal(
+        callback_id=REJECT_VIEW,
+        title="Reject the request",
+        submit="Reject",
+        close="Back",
+        block_id=REASON_BLOCK,
+        action_id=REASON_INPUT,
+        label="Why? The requester will see this.",
+        max_length=500,
+        metadata=str(request_id),
+    )
 
 
 def key_modal() -> Block:
-    return {
-        "type": "modal",
-        "callback_id": KEY_VIEW,
-        "title": {"type": "plain_text", "text": "Your SSH public key"},
-        "submit": {"type": "plain_text", "text": "Register"},
-        "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": KEY_BLOCK,
-                "label": {"type": "plain_text", "text": "Public key (the .pub file)"},
-                "hint": {
-                    "type": "plain_text",
-                    "text": "ssh-ed25519, ecdsa or RSA of 3072 bits or more. "
-                    "Never paste a private key.",
-                },
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": KEY_INPUT,
-                    "multiline": True,
-                    "max_length": MAX_PLAIN_INPUT,
-                    "placeholder": {"type": "plain_text", "text": "ssh-ed25519 AAAA… you@laptop"},
-                },
-            }
-        ],
-    }
+    return _text_modal(
+        callback_id=KEY_VIEW,
+        title="Your SSH public key",
+        submit="Register",
+        close="Cancel",
+        block_id=KEY_BLOCK,
+        action_id=KEY_INPUT,
+        label="Public key (the .pub file)",
+        hint="ssh-ed25519, ecdsa or RSA of 3072 bits or more. Never paste a private key.",
+        placeholder="ssh-ed25519 AAAA… you@laptop",
+    )
 
 
 def home_view(

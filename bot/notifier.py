@@ -117,15 +117,3 @@ class SlackNotifier:
             blocks=blocks.admin_card(view),
         )
         return str(posted["channel"]), str(posted["ts"])
-
-
-class NullNotifier:
-    """For the CLI: nothing to tell anyone."""
-
-    def request_changed(
-        self, view: RequestView, event: str | None = None, detail: str = ""
-    ) -> None:
-        return None
-
-    def admin_alert(self, text: str) -> None:
-        log.warning("admin alert: %s", text)
